@@ -1,0 +1,30 @@
+# make train [ARGS="model=wgan_gp trainer.max_epochs=5"]   |   make test   |   make sample CKPT=path
+# Each target creates .venv and installs the package (editable, with the dev tools) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train sample test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(PY) -m parti_exp.train $(ARGS)
+
+sample: $(STAMP)
+	$(PY) -m parti_exp.sample ckpt_path=$(CKPT) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check parti_exp tests scripts
+
+clean:
+	rm -rf $(VENV) logs

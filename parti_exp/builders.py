@@ -1,0 +1,63 @@
+"""From a composed Hydra config to live objects. The entry points (train, sample) call these and
+nothing else, so tests build exactly what the command line builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from parti_exp.callbacks.config_in_checkpoint import CONFIG_KEY, ConfigInCheckpoint
+
+
+def build_datamodule(cfg: DictConfig) -> LightningDataModule:
+    return instantiate(cfg.data)
+
+
+def build_module(cfg: DictConfig) -> LightningModule:
+    # _convert_="all": optimizer kwargs such as betas arrive as plain lists, not ListConfig.
+    return instantiate(cfg.model, _convert_="all")
+
+
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a parti_exp checkpoint on the CPU, with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={path} does not exist (or is not a file)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises several types for a non-checkpoint file
+        raise ValueError(f"ckpt_path={path} is not a readable PyTorch checkpoint: {error}") from error
+    if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
+        raise ValueError(
+            f"ckpt_path={path} is not a parti_exp training checkpoint (no stored run config); "
+            "use a .ckpt written by `python -m parti_exp.train` (<run dir>/checkpoints/last.ckpt)"
+        )
+    return checkpoint
+
+
+def module_from_checkpoint(checkpoint: dict) -> tuple[LightningModule, DictConfig]:
+    """Rebuild the trained module from the config stored in the checkpoint and load its weights."""
+    cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    module = build_module(cfg)
+    module.load_state_dict(checkpoint["state_dict"])
+    module.on_load_checkpoint(checkpoint)
+    return module, cfg

@@ -1,0 +1,16 @@
+"""Stores the run's resolved config in every checkpoint, so a checkpoint alone rebuilds its model
+(``python -m parti_exp.sample ckpt_path=...`` needs nothing else)."""
+
+from __future__ import annotations
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+CONFIG_KEY = "parti_exp_config"
+
+
+class ConfigInCheckpoint(Callback):
+    def __init__(self, config: dict) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.config

@@ -1,0 +1,140 @@
+"""The shared shape of every image DataModule.
+
+Images are kept as one uint8 ``N x C x H x W`` array (in RAM or a memmap) and served a whole batch at a
+time: the DataLoader fetches a batch with a single fancy index instead of decoding and transforming
+images one by one. Conversion to float in [-1, 1] and random horizontal flips happen on whole batches
+after the batch reaches the training device (``on_after_batch_transfer``), where they are nearly free.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+
+class UInt8ImageDataset(Dataset):
+    """``(images[i], labels[i])`` over a uint8 ``N x C x H x W`` array; batched fetch via ``__getitems__``."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 N x C x H x W array, got {images.dtype} {images.shape}")
+        if labels.ndim < 1 or len(labels) != len(images):
+            raise ValueError(f"labels must have one row per image: {labels.shape} vs {len(images)} images")
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(np.array(self.images[index])), torch.as_tensor(self.labels[index])
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        # Sorted reads are sequential on a memmap; the batch order does not matter to the model.
+        index = np.sort(np.asarray(indices))
+        return torch.from_numpy(self.images[index]), torch.from_numpy(np.asarray(self.labels[index]))
+
+
+def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate for ``UInt8ImageDataset``: ``__getitems__`` already returns a stacked batch."""
+    return batch
+
+
+def to_signed_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def random_hflip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip a random half of the batch left-right, one coin per image, on the images' device."""
+    flip = torch.rand(images.shape[0], device=images.device, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+class ImageDataModule(LightningDataModule):
+    """Base DataModule: subclasses implement ``load_split`` and set ``img_size``, ``channels``, ``num_classes``.
+
+    ``img_size``, ``channels`` and ``num_classes`` are read by the nets' configs through interpolation
+    (``${data.img_size}``), so they are declared once, in the data config.
+    """
+
+    def __init__(
+        self,
+        img_size: int,
+        channels: int,
+        num_classes: int,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        hflip: bool = False,
+        pin_memory: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("img_size", img_size), ("channels", channels)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"data.{name} must be a positive integer, got {value!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        self.img_size = img_size
+        self.channels = channels
+        self.num_classes = num_classes
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.hflip = hflip
+        self.pin_memory = pin_memory
+        self.train_set: UInt8ImageDataset | None = None
+        self.val_set: UInt8ImageDataset | None = None
+
+    def load_split(self, split: str) -> UInt8ImageDataset:
+        """Return the ``"train"`` or ``"val"`` split as uint8 ``N x channels x img_size x img_size``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load_split")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self._checked(self.load_split("train"), "train")
+            self.val_set = self._checked(self.load_split("val"), "val")
+
+    def _checked(self, dataset: UInt8ImageDataset, split: str) -> UInt8ImageDataset:
+        expected = (self.channels, self.img_size, self.img_size)
+        if tuple(dataset.images.shape[1:]) != expected:
+            raise ValueError(
+                f"{type(self).__name__} {split} split has images of shape {tuple(dataset.images.shape[1:])}, "
+                f"expected {expected} (channels, img_size, img_size)"
+            )
+        if split == "train" and len(dataset) < self.batch_size:
+            raise ValueError(
+                f"{type(self).__name__}: the train split has {len(dataset)} images, fewer than "
+                f"data.batch_size={self.batch_size}; lower data.batch_size"
+            )
+        return dataset
+
+    def _loader(self, dataset: UInt8ImageDataset, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            # A GAN step with a one-image batch breaks batch norm and wastes a step: drop the remainder.
+            drop_last=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            collate_fn=keep_batch,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.val_set, train=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        images = to_signed_unit(images)
+        if self.hflip and self.trainer is not None and self.trainer.training:
+            images = random_hflip(images)
+        return images, labels

@@ -1,0 +1,153 @@
+"""The GANModule: one LightningModule that trains any generator/discriminator pair.
+
+Manual optimization, because a GAN alternates two optimizers on two objectives. Each
+``training_step`` takes one real batch and makes one D update; every ``n_critic``-th D update is
+followed by one G update. Every critic update therefore sees fresh real data (as in WGAN-GP's
+algorithm), and an epoch means one pass of D over the data whatever ``n_critic`` is.
+
+Lightning's ``trainer.global_step`` counts every ``optimizer.step()`` (D and G alike), so the module
+keeps its own ``g_step`` / ``d_step`` counters, saved in the checkpoint, for the schedule and logs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from parti_exp.losses import AdversarialLoss
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class GANModule(LightningModule):
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: AdversarialLoss,
+        g_optimizer: OptimizerFactory,
+        d_optimizer: OptimizerFactory,
+        regularizers: Mapping[str, Callable] | None = None,
+        n_critic: int = 1,
+        grad_clip_val: float | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(n_critic, int) or n_critic < 1:
+            raise ValueError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
+        if grad_clip_val is not None and grad_clip_val <= 0:
+            raise ValueError(f"model.grad_clip_val must be > 0 or null, got {grad_clip_val}")
+        if not hasattr(generator, "latent_dim"):
+            raise TypeError(f"{type(generator).__name__} must expose `latent_dim` to be used as a generator")
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss = loss
+        self.regularizers = dict(regularizers or {})
+        self.g_optimizer_factory = g_optimizer
+        self.d_optimizer_factory = d_optimizer
+        self.n_critic = n_critic
+        self.grad_clip_val = grad_clip_val
+        self.g_step = 0
+        self.d_step = 0
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    def configure_optimizers(self):
+        return [
+            self.g_optimizer_factory(self.generator.parameters()),
+            self.d_optimizer_factory(self.discriminator.parameters()),
+        ]
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, labels)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from given latents, with the generator in eval mode (running BN stats)."""
+        net = self.generator
+        was_training = net.training
+        net.eval()
+        try:
+            return net(z.to(self.device), None if labels is None else labels.to(self.device)).float()
+        finally:
+            net.train(was_training)
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        real, labels = batch
+        opt_g, opt_d = self.optimizers()
+        g_turn = (self.d_step + 1) % self.n_critic == 0
+
+        # G's forward is shared by both updates when G steps this time: D sees it detached, G's
+        # update back-propagates through the same graph (as hand-written DCGAN loops do).
+        with torch.set_grad_enabled(g_turn):
+            fake = self.generator(self.sample_latent(real.shape[0]), labels)
+
+        logs = self._discriminator_update(opt_d, real, fake.detach(), labels)
+        if g_turn:
+            logs.update(self._generator_update(opt_g, fake, labels))
+        logs["train/g_step"] = float(self.g_step)
+        shown = {k: v for k, v in logs.items() if k in ("train/d_loss", "train/g_loss")}
+        self.log_dict(shown, prog_bar=True, on_step=True, on_epoch=False, batch_size=real.shape[0])
+        rest = {k: v for k, v in logs.items() if k not in shown}
+        self.log_dict(rest, on_step=True, on_epoch=False, batch_size=real.shape[0])
+
+    def _discriminator_update(self, opt, real, fake, labels) -> dict[str, torch.Tensor]:
+        with self.toggled_optimizer(opt):
+            real_logits = self.discriminator(real, labels)
+            fake_logits = self.discriminator(fake, labels)
+            loss = self.loss.d_loss(real_logits, fake_logits)
+            logs = {"train/d_adv": loss.detach()}
+            critic = lambda images: self.discriminator(images, labels)
+            for name, regularizer in self.regularizers.items():
+                penalty = regularizer(critic, real, fake, grad_scale=self._loss_scale())
+                logs[f"train/{name}"] = penalty.detach()
+                loss = loss + penalty
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            self._clip(opt)
+            opt.step()
+        self.d_step += 1
+        logs.update(
+            {
+                "train/d_loss": loss.detach(),
+                "train/d_real": real_logits.detach().float().mean(),
+                "train/d_fake": fake_logits.detach().float().mean(),
+            }
+        )
+        return logs
+
+    def _generator_update(self, opt, fake, labels) -> dict[str, torch.Tensor]:
+        with self.toggled_optimizer(opt):
+            loss = self.loss.g_loss(self.discriminator(fake, labels))
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            self._clip(opt)
+            opt.step()
+        self.g_step += 1
+        return {"train/g_loss": loss.detach()}
+
+    def _clip(self, opt) -> None:
+        # Trainer(gradient_clip_val=...) is refused under manual optimization; clip here instead.
+        if self.grad_clip_val is not None:
+            self.clip_gradients(opt, gradient_clip_val=self.grad_clip_val, gradient_clip_algorithm="norm")
+
+    def _loss_scale(self) -> float:
+        """The GradScaler's current scale under 16-mixed, else 1 (penalties take gradients by hand)."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gan_steps"] = {"g_step": self.g_step, "d_step": self.d_step}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        steps = checkpoint.get("gan_steps", {})
+        self.g_step = int(steps.get("g_step", 0))
+        self.d_step = int(steps.get("d_step", 0))

@@ -1,0 +1,42 @@
+"""Turning generator output into image files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torchvision.io import write_png
+from torchvision.utils import make_grid
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> [0, 255] uint8 on the CPU (values outside the range are clipped)."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+def grid_uint8(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """A square-ish grid (C x H x W uint8) of a batch in [-1, 1], keeping 1 or 3 channels."""
+    nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
+    grid = make_grid(to_uint8(images), nrow=nrow, padding=2, pad_value=0)
+    # make_grid repeats a single channel three times; keep grayscale grayscale.
+    return grid[:1] if images.shape[1] == 1 else grid
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png(grid_uint8(images, nrow), str(path))
+    return path
+
+
+def save_each(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list[Path]:
+    """One PNG per image (``000000.png`` ...), at the images' own size and channel count."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(to_uint8(images), start=start):
+        path = out_dir / f"{i:06d}.png"
+        write_png(image, str(path))
+        paths.append(path)
+    return paths

@@ -1,0 +1,31 @@
+"""python -m parti_exp.train [overrides]: train the configured model on the configured data."""
+
+from __future__ import annotations
+
+import hydra
+from lightning.pytorch import seed_everything
+from omegaconf import DictConfig
+
+from parti_exp import CONF_DIR
+from parti_exp.builders import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and return the final callback metrics (floats)."""
+    seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg)
+    trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    # Sweepers (Optuna) minimise/maximise what main returns.
+    return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+
+
+if __name__ == "__main__":
+    main()

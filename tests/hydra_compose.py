@@ -1,0 +1,45 @@
+"""Compose the real config tree exactly as the command line does, and run entry points as subprocesses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from parti_exp import CONF_DIR
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Small nets and few steps: the tests check the framework's behaviour, not image quality.
+FAST = [
+    "trainer.accelerator=cpu",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "data.batch_size=32",
+]
+
+
+def compose_train(tmp_path: Path, *overrides: str, fast: bool = True) -> DictConfig:
+    """The composed ``conf/train.yaml`` with outputs under ``tmp_path`` (no Hydra runtime needed)."""
+    paths = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}"]
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="train", overrides=[*(FAST if fast else []), *paths, *overrides])
+
+
+def compose_sample(tmp_path: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="sample", overrides=[f"paths.root_dir={tmp_path}", *overrides])
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for running ``python -m parti_exp...`` in a child process: quiet and single-threaded
+    enough not to starve the parallel test runner."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
