@@ -25,6 +25,9 @@ def build_module(cfg: DictConfig) -> LightningModule:
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    # The metrics group is one callback (or nothing, for metrics=none).
+    if cfg.get("metrics") and "_target_" in cfg.metrics:
+        callbacks.append(instantiate(cfg.metrics, _convert_="all"))
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     return callbacks
 

@@ -99,6 +99,12 @@ class GANModule(LightningModule):
         rest = {k: v for k, v in logs.items() if k not in shown}
         self.log_dict(rest, on_step=True, on_epoch=False, batch_size=real.shape[0])
 
+    def validation_step(self, batch, batch_idx: int) -> None:
+        # D's mean logit on held-out real images: when it drifts away from its value on training reals
+        # (train/d_real), D is memorising the training set (the overfitting signal of Karras et al. 2020).
+        real, labels = batch
+        self.log("val/d_real", self.discriminator(real, labels).float().mean(), batch_size=real.shape[0])
+
     def _discriminator_update(self, opt, real, fake, labels) -> dict[str, torch.Tensor]:
         with self.toggled_optimizer(opt):
             real_logits = self.discriminator(real, labels)

@@ -54,7 +54,7 @@ def test_fast_dev_run_on_digits_steps_both_nets_and_logs(cfg_factory, model, fas
         new = torch.cat([p.flatten() for p in getattr(module, name).parameters()])
         assert not torch.allclose(old, new), f"{name} did not change"
     metrics = trainer.callback_metrics
-    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
+    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "val/d_real"):
         assert torch.isfinite(metrics[key]), key
     if model == "wgan_gp":
         assert metrics["train/gp"] > 0
@@ -73,11 +73,14 @@ def test_bf16_mixed_precision_trains_on_cpu(cfg_factory):
 
 def test_gradient_clipping_bounds_the_last_gradients(cfg_factory):
     clip = 0.01
-    _, module = fit(cfg_factory(f"model.grad_clip_val={clip}", "trainer.limit_train_batches=3"))
+    # No validation pass: it would clear the gradients under inspection.
+    _, module = fit(
+        cfg_factory(f"model.grad_clip_val={clip}", "trainer.limit_train_batches=3", "trainer.limit_val_batches=0")
+    )
     for net in (module.generator, module.discriminator):
         norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None]))
         assert norm <= clip * (1 + 1e-4)
-    _, unclipped = fit(cfg_factory("trainer.limit_train_batches=3"))
+    _, unclipped = fit(cfg_factory("trainer.limit_train_batches=3", "trainer.limit_val_batches=0"))
     norm = torch.linalg.vector_norm(
         torch.stack([p.grad.norm() for p in unclipped.discriminator.parameters() if p.grad is not None])
     )
