@@ -37,6 +37,12 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
+    if cfg.trainer.get("accelerator") == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "trainer.accelerator=gpu, but this machine has no CUDA GPU visible to PyTorch "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Use trainer=cpu, or "
+            "trainer=ddp_sim to exercise the DDP code path on CPU processes."
+        )
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 

@@ -52,10 +52,23 @@ class GANModule(LightningModule):
         self.grad_clip_val = grad_clip_val
         self.g_step = 0
         self.d_step = 0
+        # Data-parallel wrappers of the nets, set by PerNetDDPStrategy. A plain dict is not registered as
+        # a submodule, so state_dict keys stay those of the bare nets whatever the strategy.
+        self._replicas: dict[str, nn.Module] = {}
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
+        """Train G and D through ``wrap(net)`` (e.g. each in its own DistributedDataParallel); None undoes it."""
+        self._replicas = {} if wrap is None else {"g": wrap(self.generator), "d": wrap(self.discriminator)}
 
     @property
     def latent_dim(self) -> int:
         return self.generator.latent_dim
+
+    def on_fit_start(self) -> None:
+        # seed_everything gives every rank the same seed: without an offset all ranks would draw the same
+        # latents and penalty weights, so the global batch would hold each fake world_size times.
+        if self.trainer.world_size > 1:
+            torch.manual_seed(torch.initial_seed() + self.global_rank)
 
     def configure_optimizers(self):
         return [
@@ -88,7 +101,7 @@ class GANModule(LightningModule):
         # G's forward is shared by both updates when G steps this time: D sees it detached, G's
         # update back-propagates through the same graph (as hand-written DCGAN loops do).
         with torch.set_grad_enabled(g_turn):
-            fake = self.generator(self.sample_latent(real.shape[0]), labels)
+            fake = self._replicas.get("g", self.generator)(self.sample_latent(real.shape[0]), labels)
 
         logs = self._discriminator_update(opt_d, real, fake.detach(), labels)
         if g_turn:
@@ -103,15 +116,17 @@ class GANModule(LightningModule):
         # D's mean logit on held-out real images: when it drifts away from its value on training reals
         # (train/d_real), D is memorising the training set (the overfitting signal of Karras et al. 2020).
         real, labels = batch
-        self.log("val/d_real", self.discriminator(real, labels).float().mean(), batch_size=real.shape[0])
+        logit = self.discriminator(real, labels).float().mean()
+        self.log("val/d_real", logit, batch_size=real.shape[0], sync_dist=True)
 
     def _discriminator_update(self, opt, real, fake, labels) -> dict[str, torch.Tensor]:
+        discriminator = self._replicas.get("d", self.discriminator)
         with self.toggled_optimizer(opt):
-            real_logits = self.discriminator(real, labels)
-            fake_logits = self.discriminator(fake, labels)
+            real_logits = discriminator(real, labels)
+            fake_logits = discriminator(fake, labels)
             loss = self.loss.d_loss(real_logits, fake_logits)
             logs = {"train/d_adv": loss.detach()}
-            critic = lambda images: self.discriminator(images, labels)
+            critic = lambda images: discriminator(images, labels)
             for name, regularizer in self.regularizers.items():
                 penalty = regularizer(critic, real, fake, grad_scale=self._loss_scale())
                 logs[f"train/{name}"] = penalty.detach()
@@ -132,6 +147,8 @@ class GANModule(LightningModule):
 
     def _generator_update(self, opt, fake, labels) -> dict[str, torch.Tensor]:
         with self.toggled_optimizer(opt):
+            # The bare D, not its DDP wrapper: D's parameters get no gradient here, and a DDP forward would
+            # make D's reducer wait for gradients that never come. G's gradients are reduced by G's wrapper.
             loss = self.loss.g_loss(self.discriminator(fake, labels))
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)

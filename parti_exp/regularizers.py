@@ -25,9 +25,7 @@ class GradientPenalty:
             raise ValueError(f"gradient penalty weight must be >= 0, got {weight}")
         self.weight = weight
 
-    def __call__(
-        self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0
-    ) -> torch.Tensor:
+    def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
         interpolates = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
         scores = critic(interpolates)

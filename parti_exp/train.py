@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+from parti_exp.hydra_ddp import hydra_job_for_ddp
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -22,7 +23,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    with hydra_job_for_ddp():
+        metrics = train(cfg)
     # Sweepers (Optuna) minimise/maximise what main returns.
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 

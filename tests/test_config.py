@@ -27,7 +27,7 @@ def test_the_expected_groups_exist():
     assert {"dcgan", "wgan_gp"} <= set(MODELS)
     assert set(LOSS_CLASS) <= set(LOSSES)
     for group, options in {
-        "trainer": {"default", "cpu", "gpu"},
+        "trainer": {"default", "cpu", "gpu", "ddp", "ddp_sim", "multinode"},
         "precision": {"32", "bf16-mixed", "16-mixed"},
         "logger": {"csv", "tensorboard"},
         "metrics": {"none"},
@@ -89,7 +89,11 @@ def test_quickstart_experiment_pins_cpu_and_small_nets(cfg_factory):
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "parti_exp.train", *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=subprocess_env(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
     )
 
 
@@ -112,3 +116,26 @@ def test_unknown_model_name_lists_the_choices():
     out = _cli("model=nosuchgan")
     assert out.returncode != 0
     assert "nosuchgan" in out.stderr and "dcgan" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "trainer,backend,devices,nodes,sync_bn",
+    [("ddp", "nccl", -1, 1, True), ("multinode", "nccl", -1, 2, True), ("ddp_sim", "gloo", 2, 1, False)],
+)
+def test_distributed_trainer_configs_use_the_per_net_strategy(cfg_factory, trainer, backend, devices, nodes, sync_bn):
+    from parti_exp.distributed import PerNetDDPStrategy
+
+    cfg = cfg_factory(f"trainer={trainer}", fast=False)
+    strategy = instantiate(cfg.trainer.strategy)
+    assert isinstance(strategy, PerNetDDPStrategy)
+    assert strategy.process_group_backend == backend
+    assert strategy._ddp_kwargs.get("find_unused_parameters") is False
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.sync_batchnorm) == (devices, nodes, sync_bn)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_gpu_trainer_without_gpu_says_what_to_use_instead(cfg_factory):
+    from parti_exp.builders import build_trainer
+
+    with pytest.raises(RuntimeError, match="no CUDA GPU.*trainer=ddp_sim"):
+        build_trainer(cfg_factory("trainer=ddp", fast=False), [], [])

@@ -33,18 +33,24 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 class DCGANGenerator(nn.Module):
     """z -> 4x4 (transposed conv) -> x2 upsampling stages halving the width -> tanh image."""
 
-    def __init__(self, latent_dim: int = 100, img_size: int = 32, channels: int = 3, width: int = 64) -> None:
+    def __init__(
+        self, latent_dim: int = 100, img_size: int = 32, channels: int = 3, width: int = 64, norm: str = "batch"
+    ) -> None:
         super().__init__()
         stages = upsampling_stages(img_size)
         self.latent_dim = latent_dim
         widths = [width * 2 ** (stages - 1 - i) for i in range(stages)]
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]),
+            nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=norm == "none"),
+            norm_layer(norm, widths[0]),
             nn.ReLU(inplace=True),
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=norm == "none"),
+                norm_layer(norm, c_out),
+                nn.ReLU(inplace=True),
+            ]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)

@@ -1,0 +1,33 @@
+"""Data-parallel training of a GAN: each net in its own DistributedDataParallel.
+
+Lightning's DDPStrategy wraps the whole LightningModule in one DDP. A GAN's D update back-propagates
+into D only and its G update into G only, so that single reducer waits for gradients that never come
+("unused parameters"), unless ``find_unused_parameters=True`` makes it walk the autograd graph after
+every backward. Wrapping G and D separately gives each update a reducer whose parameters all receive
+gradients: no graph walk, and the all-reduce still overlaps the backward pass.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.strategies import DDPStrategy
+
+
+class PerNetDDPStrategy(DDPStrategy):
+    """DDPStrategy for modules with ``distribute(wrap)`` (the GANModule); any other module gets plain DDP."""
+
+    def configure_ddp(self) -> None:
+        module = self.model
+        if not hasattr(module, "distribute"):
+            super().configure_ddp()
+            return
+        if self._ddp_comm_hook is not None or self._model_averaging_period is not None:
+            raise ValueError("PerNetDDPStrategy does not support DDP communication hooks or model averaging")
+        # _setup_model builds one DistributedDataParallel with this strategy's device ids and ddp kwargs;
+        # here it is applied to each net instead of the whole LightningModule.
+        module.distribute(self._setup_model)
+
+    def teardown(self) -> None:
+        module = self.lightning_module
+        if module is not None and hasattr(module, "distribute"):
+            module.distribute(None)
+        super().teardown()
