@@ -2,6 +2,18 @@
 host and become float in [-1, 1] on the training device (see ``ImageDataModule``)."""
 
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset
+from parti_exp.data.celeba import CelebADataModule
+from parti_exp.data.cifar10 import CIFAR10DataModule
 from parti_exp.data.digits import DigitsDataModule
+from parti_exp.data.folder import FolderDataModule
+from parti_exp.data.mnist import MNISTDataModule
 
-__all__ = ["ImageDataModule", "UInt8ImageDataset", "DigitsDataModule"]
+__all__ = [
+    "ImageDataModule",
+    "UInt8ImageDataset",
+    "DigitsDataModule",
+    "MNISTDataModule",
+    "CIFAR10DataModule",
+    "CelebADataModule",
+    "FolderDataModule",
+]

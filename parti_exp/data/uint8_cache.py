@@ -1,0 +1,126 @@
+"""Decoded datasets on disk: one uint8 ``N x C x H x W`` ``.npy`` per (dataset, split, settings, source files).
+
+Decoding JPEGs or unpickling CIFAR batches is done once; later runs ``np.load(mmap_mode="r")`` the result,
+so a 2.5 GB CelebA array is paged in by the OS instead of copied into every process that reads it.
+
+An entry's file name carries a hash of everything that shapes its pixels and labels (the decode settings
+and a fingerprint of the source files), so changing a setting or a source file selects a new entry instead
+of reading a stale one. Entries are written to a temporary file and renamed into place, so an interrupted
+build leaves no entry rather than a corrupt one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Bump when a change to the decoding code changes the pixels of an entry: old entries then stop matching.
+CACHE_FORMAT = 1
+
+
+def fingerprint(base: Path, files: Iterable[Path]) -> str:
+    """Hash of the files' names (relative to ``base``), sizes and modification times.
+
+    Cheaper than hashing contents (CelebA is 1.4 GB of JPEGs) and catches the changes that happen in
+    practice: files replaced, added, removed or renamed. Relative names keep the cache valid when the
+    data directory is moved or mounted elsewhere.
+    """
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(base).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def entry_name(dataset: str, split: str, settings: Mapping[str, object], source_fingerprint: str) -> str:
+    """``<dataset>-<split>-<int settings>-<hash>``: readable enough to tell entries apart, unique by hash."""
+    key = json.dumps(
+        {"format": CACHE_FORMAT, "settings": dict(settings), "sources": source_fingerprint},
+        sort_keys=True,
+    )
+    readable = [f"{name}{value}" for name, value in settings.items() if isinstance(value, int)]
+    return "-".join([dataset, split, *readable, hashlib.sha256(key.encode()).hexdigest()[:16]])
+
+
+class CacheNotWritableError(PermissionError):
+    """The cache directory cannot be created or written to."""
+
+
+class UInt8Cache:
+    """A directory of entries; each is ``<name>.images.npy`` (uint8 N x C x H x W) + ``<name>.labels.npy``."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory).expanduser()
+
+    def paths(self, name: str) -> tuple[Path, Path]:
+        return self.directory / f"{name}.images.npy", self.directory / f"{name}.labels.npy"
+
+    def load(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The entry's images (read-only memmap) and labels (in memory), or None if there is no such entry."""
+        images_path, labels_path = self.paths(name)
+        # The images file is renamed into place last, so its presence means the entry is complete.
+        if not images_path.exists():
+            return None
+        return np.load(images_path, mmap_mode="r"), np.load(labels_path)
+
+    def build(
+        self, name: str, labels: np.ndarray, image_shape: tuple[int, int, int], image_chunks: Iterable[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Write ``image_chunks`` (uint8 ``n_i x C x H x W`` arrays, ``len(labels)`` images in all) as entry ``name``.
+
+        Chunks are streamed to disk, so the whole array never has to fit in memory.
+        """
+        images_path, labels_path = self.paths(name)
+        shape = (len(labels), *image_shape)
+        tmp_images = self._temp_file(name)
+        tmp_labels = self._temp_file(name)
+        try:
+            with open(tmp_images, "wb") as f:
+                # Written by hand rather than through np.lib.format.open_memmap: filling a memmap on a
+                # full disk kills the process with SIGBUS, a plain write raises a readable OSError.
+                np.lib.format.write_array_header_1_0(
+                    f,
+                    {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape},
+                )
+                written = 0
+                for chunk in image_chunks:
+                    if chunk.dtype != np.uint8 or tuple(chunk.shape[1:]) != tuple(image_shape):
+                        raise ValueError(
+                            f"cache entry {name}: a decoded chunk is {chunk.dtype} {chunk.shape}, "
+                            f"expected uint8 n x {' x '.join(map(str, image_shape))}"
+                        )
+                    f.write(np.ascontiguousarray(chunk).data)
+                    written += len(chunk)
+            if written != len(labels):
+                raise ValueError(f"cache entry {name}: decoded {written} images for {len(labels)} labels")
+            with open(tmp_labels, "wb") as f:
+                np.save(f, labels)
+            os.replace(tmp_labels, labels_path)
+            os.replace(tmp_images, images_path)
+        finally:
+            for tmp in (tmp_images, tmp_labels):
+                tmp.unlink(missing_ok=True)
+        log.info("wrote %s (%.1f MB)", images_path, images_path.stat().st_size / 2**20)
+        return np.load(images_path, mmap_mode="r"), labels
+
+    def _temp_file(self, name: str) -> Path:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
+        except OSError as error:
+            raise CacheNotWritableError(
+                f"cannot write the decoded-image cache to {self.directory} ({error}). "
+                "Point it at a writable directory with data.cache_dir=/some/writable/dir, "
+                "or move the data with paths.data_dir=..."
+            ) from error
+        os.close(fd)
+        return Path(tmp)

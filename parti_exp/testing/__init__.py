@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: writers of the datasets' on-disk formats, with no data inside."""
