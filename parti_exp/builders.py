@@ -3,6 +3,7 @@ nothing else, so tests build exactly what the command line builds."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -13,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp.callbacks.config_in_checkpoint import CONFIG_KEY, ConfigInCheckpoint
 
+log = logging.getLogger(__name__)
+
 
 def build_datamodule(cfg: DictConfig) -> LightningDataModule:
     return instantiate(cfg.data)
@@ -20,7 +23,25 @@ def build_datamodule(cfg: DictConfig) -> LightningDataModule:
 
 def build_module(cfg: DictConfig) -> LightningModule:
     # _convert_="all": optimizer kwargs such as betas arrive as plain lists, not ListConfig.
-    return instantiate(cfg.model, _convert_="all")
+    module = instantiate(cfg.model, _convert_="all")
+    if cfg.get("compile"):
+        compile_nets(module)
+    return module
+
+
+def compile_nets(module: LightningModule) -> None:
+    """torch.compile G and D in place (``nn.Module.compile`` keeps the state_dict keys, so checkpoints
+    stay loadable without compiling). A D whose regularizers differentiate through it twice (gradient
+    penalty, R1) stays eager: torch.compile does not support double backward."""
+    module.generator.compile()
+    if getattr(module, "regularizers", None):
+        log.warning(
+            "compile=true: the discriminator stays eager because its regularizers (%s) need double backward, "
+            "which torch.compile does not support; the generator is compiled",
+            ", ".join(module.regularizers),
+        )
+    else:
+        module.discriminator.compile()
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:

@@ -14,7 +14,7 @@ class GradientPenalty:
     x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per sample.
 
     ``grad_scale`` is the mixed-precision loss scale: the gradient is taken of the *scaled* critic output
-    (so fp16 gradients do not underflow) and divided back, as torch.amp's gradient-penalty recipe does.
+    (so fp16 gradients do not underflow) and unscaled, as torch.amp's gradient-penalty recipe does.
     An overflow makes the penalty inf, which the scaler then sees in D's gradients and skips the step.
     """
 
@@ -29,8 +29,11 @@ class GradientPenalty:
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
         interpolates = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
         scores = critic(interpolates)
-        (grads,) = torch.autograd.grad(scores.sum() * grad_scale, interpolates, create_graph=True)
-        grads = grads.flatten(1).float() / grad_scale
+        # Differentiate the *mean* score: each sample's gradient then enters the fp16 graph as scale / N
+        # rather than scale, which keeps it finite under the usual 2**16 loss scale; N / scale undoes both.
+        outer = scores.float().mean() * grad_scale
+        (grads,) = torch.autograd.grad(outer, interpolates, create_graph=True)
+        grads = grads.flatten(1).float() * (real.shape[0] / grad_scale)
         return self.weight * ((grads.norm(2, dim=1) - 1.0) ** 2).mean()
 
     def __repr__(self) -> str:
