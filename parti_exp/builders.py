@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from parti_exp.callbacks.config_in_checkpoint import CONFIG_KEY, ConfigInCheckpoint
+from parti_exp.loggers import wandb_logger_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,13 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    loggers = []
+    for logger_cfg in (cfg.get("logger") or {}).values():
+        if logger_cfg is None:
+            continue
+        extra = wandb_logger_kwargs(logger_cfg) if logger_cfg._target_.endswith("WandbLogger") else {}
+        loggers.append(instantiate(logger_cfg, **extra))
+    return loggers
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from parti_exp.hydra_ddp import hydra_job_for_ddp
+from parti_exp.loggers import close_loggers, log_config
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -16,8 +17,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
-    trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    loggers = build_loggers(cfg)
+    trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+    log_config(loggers, cfg)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    finally:
+        close_loggers(loggers)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
