@@ -28,7 +28,7 @@ def test_the_expected_groups_exist():
     assert set(LOSS_CLASS) <= set(LOSSES)
     for group, options in {
         "trainer": {"default", "cpu", "gpu", "ddp", "ddp_sim", "multinode"},
-        "precision": {"32", "bf16-mixed", "16-mixed"},
+        "precision": {"32-true", "bf16-mixed", "16-mixed"},
         "logger": {"csv", "tensorboard"},
         "metrics": {"none"},
         "experiment": {"quickstart"},
