@@ -7,19 +7,28 @@ algorithm), and an epoch means one pass of D over the data whatever ``n_critic``
 
 Lightning's ``trainer.global_step`` counts every ``optimizer.step()`` (D and G alike), so the module
 keeps its own ``g_step`` / ``d_step`` counters, saved in the checkpoint, for the schedule and logs.
+
+Options any model can switch on from its config: a moving average of G's weights (``ema``) used for all
+sampling, differentiable augmentation of D's inputs (``augment``), and learning-rate schedules stepped
+once per G or D step (``g_scheduler`` / ``d_scheduler``).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Callable, Mapping
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from parti_exp.ema import EMA
 from parti_exp.losses import AdversarialLoss
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+Augment = Callable[[torch.Tensor], torch.Tensor]
 
 
 class GANModule(LightningModule):
@@ -33,6 +42,10 @@ class GANModule(LightningModule):
         regularizers: Mapping[str, Callable] | None = None,
         n_critic: int = 1,
         grad_clip_val: float | None = None,
+        ema: EMA | None = None,
+        augment: Augment | None = None,
+        g_scheduler: SchedulerFactory | None = None,
+        d_scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(n_critic, int) or n_critic < 1:
@@ -50,6 +63,12 @@ class GANModule(LightningModule):
         self.d_optimizer_factory = d_optimizer
         self.n_critic = n_critic
         self.grad_clip_val = grad_clip_val
+        self.ema = ema
+        # Registered as a submodule so the checkpoint holds it; None when EMA is off.
+        self.generator_ema = None if ema is None else ema.copy_of(generator)
+        self.augment = augment
+        self.g_scheduler_factory = g_scheduler
+        self.d_scheduler_factory = d_scheduler
         self.g_step = 0
         self.d_step = 0
         # Data-parallel wrappers of the nets, set by PerNetDDPStrategy. A plain dict is not registered as
@@ -71,10 +90,41 @@ class GANModule(LightningModule):
             torch.manual_seed(torch.initial_seed() + self.global_rank)
 
     def configure_optimizers(self):
-        return [
+        """``[G's optimizer, D's optimizer]``, followed by a list of LR schedulers when the config has any."""
+        optimizers = [
             self.g_optimizer_factory(self.generator.parameters()),
             self.d_optimizer_factory(self.discriminator.parameters()),
         ]
+        factories = (self.g_scheduler_factory, self.d_scheduler_factory)
+        # Stepped by hand after each step of their optimizer; "step" tells LearningRateMonitor so.
+        schedulers = [
+            {"scheduler": self._scheduler(factory, optimizer, net), "interval": "step"}
+            for optimizer, factory, net in zip(optimizers, factories, "gd")
+            if factory is not None
+        ]
+        return (optimizers, schedulers) if schedulers else optimizers
+
+    def _scheduler(
+        self, factory: SchedulerFactory, optimizer: torch.optim.Optimizer, net: str
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        # A schedule over the whole run (LinearLR, PolynomialLR) leaves total_iters null in the config
+        # and gets the number of steps this net will make; an explicit total_iters is kept.
+        if isinstance(factory, functools.partial) and factory.keywords.get("total_iters", 0) is None:
+            d_steps = self._planned_d_steps()
+            return factory(optimizer, total_iters=d_steps if net == "d" else d_steps // self.n_critic)
+        return factory(optimizer)
+
+    def _planned_d_steps(self) -> int:
+        """D steps in this fit: one per batch, but Lightning's max_steps counts D and G steps together."""
+        d_steps = self.trainer.estimated_stepping_batches
+        if self.trainer.max_steps != -1:
+            d_steps = min(d_steps, math.ceil(self.trainer.max_steps * self.n_critic / (self.n_critic + 1)))
+        if not math.isfinite(d_steps):
+            raise ValueError(
+                "an LR schedule over the run needs a finite run: set trainer.max_epochs or trainer.max_steps, "
+                "or total_iters in model.g_scheduler / model.d_scheduler"
+            )
+        return int(d_steps)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z, labels)
@@ -84,8 +134,9 @@ class GANModule(LightningModule):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from given latents, with the generator in eval mode (running BN stats)."""
-        net = self.generator
+        """Images in [-1, 1] from given latents, with the generator (its moving average when EMA is on) in
+        eval mode (running BN stats)."""
+        net = self.generator if self.generator_ema is None else self.generator_ema
         was_training = net.training
         net.eval()
         try:
@@ -119,8 +170,12 @@ class GANModule(LightningModule):
         logit = self.discriminator(real, labels).float().mean()
         self.log("val/d_real", logit, batch_size=real.shape[0], sync_dist=True)
 
+    def _augmented(self, images: torch.Tensor) -> torch.Tensor:
+        return images if self.augment is None else self.augment(images)
+
     def _discriminator_update(self, opt, real, fake, labels) -> dict[str, torch.Tensor]:
         discriminator = self._replicas.get("d", self.discriminator)
+        real, fake = self._augmented(real), self._augmented(fake)
         with self.toggled_optimizer(opt):
             real_logits = discriminator(real, labels)
             fake_logits = discriminator(fake, labels)
@@ -128,6 +183,9 @@ class GANModule(LightningModule):
             logs = {"train/d_adv": loss.detach()}
             critic = lambda images: discriminator(images, labels)
             for name, regularizer in self.regularizers.items():
+                # Lazy regularization: a penalty with `every` = k runs on one D step in k and scales itself.
+                if self.d_step % getattr(regularizer, "every", 1):
+                    continue
                 penalty = regularizer(critic, real, fake, grad_scale=self._loss_scale())
                 logs[f"train/{name}"] = penalty.detach()
                 loss = loss + penalty
@@ -135,6 +193,7 @@ class GANModule(LightningModule):
             self.manual_backward(loss)
             self._clip(opt)
             opt.step()
+        self._step_scheduler(opt)
         self.d_step += 1
         logs.update(
             {
@@ -149,18 +208,27 @@ class GANModule(LightningModule):
         with self.toggled_optimizer(opt):
             # The bare D, not its DDP wrapper: D's parameters get no gradient here, and a DDP forward would
             # make D's reducer wait for gradients that never come. G's gradients are reduced by G's wrapper.
-            loss = self.loss.g_loss(self.discriminator(fake, labels))
+            loss = self.loss.g_loss(self.discriminator(self._augmented(fake), labels))
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             self._clip(opt)
             opt.step()
+        self._step_scheduler(opt)
         self.g_step += 1
+        if self.generator_ema is not None:
+            images = fake.shape[0] * self.trainer.world_size
+            self.ema.update(self.generator_ema, self.generator, images, images_seen=self.g_step * images)
         return {"train/g_loss": loss.detach()}
 
     def _clip(self, opt) -> None:
         # Trainer(gradient_clip_val=...) is refused under manual optimization; clip here instead.
         if self.grad_clip_val is not None:
             self.clip_gradients(opt, gradient_clip_val=self.grad_clip_val, gradient_clip_algorithm="norm")
+
+    def _step_scheduler(self, opt) -> None:
+        for config in self.trainer.lr_scheduler_configs:
+            if config.scheduler.optimizer is opt.optimizer:
+                config.scheduler.step()
 
     def _loss_scale(self) -> float:
         """The GradScaler's current scale under 16-mixed, else 1 (penalties take gradients by hand)."""

@@ -1,4 +1,8 @@
-"""Discriminator regularizers: penalties added to the D loss, computed from the critic itself."""
+"""Discriminator regularizers: penalties added to the D loss, computed from the critic itself.
+
+Each is called as ``regularizer(critic, real, fake, grad_scale)``. One with an ``every`` attribute k is
+applied by the training loop on every k-th D step only, and scales itself to make up for the others.
+"""
 
 from __future__ import annotations
 
@@ -38,3 +42,33 @@ class GradientPenalty:
 
     def __repr__(self) -> str:
         return f"GradientPenalty(weight={self.weight})"
+
+
+class R1Penalty:
+    """R1 (Mescheder et al. 2018): (gamma / 2) * E[||grad D(x)||_2^2] on real images only, pushing D's
+    surface flat where the data is; the non-saturating loss with R1 is StyleGAN2's objective.
+
+    Lazy regularization (Karras et al. 2020): with ``every=k`` the training loop applies the penalty on one
+    D step in k, and the penalty is multiplied by k so its weight per D step is unchanged on average.
+    ``grad_scale`` is the mixed-precision loss scale, undone as in ``GradientPenalty``.
+    """
+
+    name = "r1"
+
+    def __init__(self, gamma: float = 10.0, every: int = 1) -> None:
+        if gamma < 0:
+            raise ValueError(f"R1 gamma must be >= 0, got {gamma}")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"R1 every must be an integer >= 1 (apply on every k-th D step), got {every!r}")
+        self.gamma = gamma
+        self.every = every
+
+    def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+        real = real.detach().requires_grad_(True)
+        scores = critic(real)
+        (grads,) = torch.autograd.grad(scores.sum() * grad_scale, real, create_graph=True)
+        grads = grads.flatten(1).float() / grad_scale
+        return self.every * 0.5 * self.gamma * grads.pow(2).sum(dim=1).mean()
+
+    def __repr__(self) -> str:
+        return f"R1Penalty(gamma={self.gamma}, every={self.every})"

@@ -21,6 +21,7 @@ FAST = [
     "model.generator.width=8",
     "model.discriminator.width=8",
     "data.batch_size=32",
+    "metrics=none",
 ]
 
 

@@ -4,8 +4,7 @@ import subprocess
 import sys
 
 import pytest
-
-from hydra_compose import REPO_ROOT, subprocess_env
+from hydra_compose import subprocess_env
 
 TINY = [
     "trainer.max_epochs=2",
@@ -23,14 +22,26 @@ def test_many_loggers_offline_write_history_config_and_images_into_the_run_dir(t
     env = subprocess_env()
     env.pop("WANDB_MODE", None)
     result = subprocess.run(
-        [sys.executable, "-m", "parti_exp.train", "logger=many", "logger.wandb.offline=true", *TINY,
-         f"hydra.run.dir={run_dir}", f"paths.root_dir={tmp_path}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "parti_exp.train",
+            "logger=many",
+            "logger.wandb.offline=true",
+            *TINY,
+            f"hydra.run.dir={run_dir}",
+            f"paths.root_dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
     # History: W&B's closing report lists every logged series with its last value.
-    report = result.stderr[result.stderr.index("Run history:"):]
+    report = result.stderr[result.stderr.index("Run history:") :]
     for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "val/d_real"):
         assert key in report, key
     # The run's record log holds the resolved config (the model's target) and the metric names.
@@ -50,8 +61,14 @@ def test_tensorboard_receives_the_sample_grid(cfg_factory, tmp_path):
 
     from parti_exp.train import train
 
-    train(cfg_factory("logger=tensorboard", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-                      "trainer.log_every_n_steps=1"))
+    train(
+        cfg_factory(
+            "logger=tensorboard",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "trainer.log_every_n_steps=1",
+        )
+    )
     (events,) = (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*")
     accumulator = EventAccumulator(str(events))
     accumulator.Reload()

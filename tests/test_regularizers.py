@@ -1,9 +1,9 @@
-"""The gradient penalty against an independent computation on critics with known gradients."""
+"""The gradient penalty and R1 against independent computations on critics with known gradients."""
 
 import pytest
 import torch
 
-from parti_exp.regularizers import GradientPenalty
+from parti_exp.regularizers import GradientPenalty, R1Penalty
 
 
 def test_penalty_of_linear_critic_is_lambda_times_squared_norm_gap():
@@ -52,3 +52,42 @@ def test_penalty_is_differentiable_wrt_critic_parameters():
 def test_negative_weight_is_refused():
     with pytest.raises(ValueError, match="weight must be >= 0"):
         GradientPenalty(weight=-1.0)
+
+
+def test_r1_of_linear_critic_is_half_gamma_times_squared_norm():
+    # D(x) = <w, x> has gradient w everywhere: R1 = (gamma / 2) ||w||^2 = 0.5 * 10 * 25.
+    w = torch.tensor([3.0, 4.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    critic = lambda x: (x * w).flatten(1).sum(1)
+    real, fake = torch.randn(8, 1, 2, 2), torch.randn(8, 1, 2, 2)
+    assert R1Penalty(gamma=10.0)(critic, real, fake).item() == pytest.approx(125.0)
+
+
+def test_r1_is_the_mean_over_real_images_only():
+    # D(x) = 0.5 ||x||^2 has gradient x: R1 = (gamma / 2) E||x||^2 over the reals; the fakes play no part.
+    torch.manual_seed(2)
+    real = torch.randn(6, 3, 4, 4)
+    critic = lambda x: 0.5 * x.flatten(1).pow(2).sum(1)
+    penalty = R1Penalty(gamma=0.2)(critic, real, torch.randn(6, 3, 4, 4))
+    assert penalty.item() == pytest.approx((0.1 * real.flatten(1).pow(2).sum(1).mean()).item(), rel=1e-5)
+    assert penalty.item() == pytest.approx(R1Penalty(gamma=0.2)(critic, real, torch.zeros(6, 3, 4, 4)).item())
+
+
+def test_lazy_r1_scales_itself_by_its_interval_and_undoes_the_loss_scale():
+    w = torch.full((1, 1, 2, 2), 0.5)
+    critic = lambda x: (x * w).flatten(1).sum(1)
+    real = torch.randn(4, 1, 2, 2)
+    every_step = R1Penalty(gamma=1.0)(critic, real, real)
+    assert R1Penalty(gamma=1.0, every=16)(critic, real, real).item() == pytest.approx(16 * every_step.item())
+    assert R1Penalty(gamma=1.0)(critic, real, real, grad_scale=65536.0).item() == pytest.approx(every_step.item())
+
+
+def test_r1_is_differentiable_wrt_critic_parameters():
+    critic = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1))
+    R1Penalty()(lambda x: critic(x).flatten(), torch.randn(4, 1, 2, 2), None).backward()
+    assert critic[1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kwargs,message", [({"gamma": -1.0}, "gamma must be >= 0"), ({"every": 0}, "every")])
+def test_bad_r1_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        R1Penalty(**kwargs)

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-
 from hydra_compose import REPO_ROOT, subprocess_env
 
 TINY = [
@@ -15,6 +14,7 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "model.generator.width=8",
     "model.discriminator.width=8",
+    "metrics=none",
 ]
 
 
@@ -48,7 +48,7 @@ def job(tmp_path, number):
 @pytest.mark.slow
 def test_each_job_runs_in_its_own_directory_with_its_own_logs(tmp_path):
     multirun(tmp_path, "model=dcgan,wgan_gp")
-    for number, (model, n_critic) in enumerate([("dcgan", 1), ("wgan_gp", 5)]):
+    for number, (_model, n_critic) in enumerate([("dcgan", 1), ("wgan_gp", 5)]):
         config, steps = job(tmp_path, number)
         assert config["model"]["n_critic"] == n_critic
         assert steps == {"d_step": 3, "g_step": 3 // n_critic}

@@ -1,0 +1,95 @@
+"""Step time of the GANModule under Lightning against a hand-written PyTorch loop doing the same work:
+same nets (built from the same config), data, optimizers, batch size and update schedule.
+
+    python scripts/bench_overhead.py [--model dcgan] [--steps 20] [--repeats 5]
+
+Prints seconds per step for both and the ratio framework / hand loop (goal <= 1.03).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch import seed_everything
+from step_timing import compose_train, describe_machine, framework_step_time, interleaved_medians
+
+from parti_exp.builders import build_datamodule, build_module
+from parti_exp.data.base import to_signed_unit
+
+
+def hand_loop_step_time(overrides: list[str], steps: int, warmup: int, workdir: Path) -> float:
+    """The same training as GANModule.training_step, written out as a plain loop."""
+    cfg = compose_train(workdir, *overrides, fast=False)
+    seed_everything(cfg.seed)
+    datamodule, module = build_datamodule(cfg), build_module(cfg)
+    datamodule.setup()
+    G, D, loss, n_critic = module.generator, module.discriminator, module.loss, module.n_critic
+    regularizers = module.regularizers
+    opt_g, opt_d = module.configure_optimizers()
+    loader = iter(datamodule.train_dataloader())
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        images, labels = next(loader)
+        real = to_signed_unit(images)
+        g_turn = (step + 1) % n_critic == 0
+        with torch.set_grad_enabled(g_turn):
+            fake = G(torch.randn(real.shape[0], G.latent_dim), labels)
+        d_loss = loss.d_loss(D(real, labels), D(fake.detach(), labels))
+        for regularizer in regularizers.values():
+            d_loss = d_loss + regularizer(lambda x, y=labels: D(x, y), real, fake)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        if g_turn:
+            for p in D.parameters():
+                p.requires_grad_(False)
+            g_loss = loss.g_loss(D(fake, labels))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            for p in D.parameters():
+                p.requires_grad_(True)
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="dcgan")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps; warmup + steps <= 25 (one digits epoch)")
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    overrides = [
+        f"model={args.model}",
+        "trainer=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "trainer.enable_checkpointing=false",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        results = interleaved_medians(
+            {
+                "hand loop": lambda: hand_loop_step_time(overrides, args.steps, args.warmup, workdir),
+                "GANModule": lambda: framework_step_time(overrides, args.steps, args.warmup, workdir),
+            },
+            args.repeats,
+        )
+    print(f"machine: {describe_machine()}")
+    print(
+        f"model={args.model} on digits 32 px, batch 64, {args.steps} timed steps after {args.warmup}, "
+        f"median of {args.repeats} interleaved runs"
+    )
+    for name, seconds in results.items():
+        print(f"{name:>10}: {seconds * 1000:8.1f} ms/step")
+    print(f"ratio GANModule / hand loop: {results['GANModule'] / results['hand loop']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

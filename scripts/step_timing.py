@@ -1,0 +1,80 @@
+"""Shared by the benchmark scripts: time training steps of a real `python -m parti_exp.train` setup
+(composed from conf/, built by parti_exp.builders) after a warm-up, without loggers or callbacks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from statistics import median
+
+import torch
+from lightning.pytorch import Callback, seed_everything
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from hydra_compose import compose_train  # noqa: E402
+
+from parti_exp.builders import build_datamodule, build_module, build_trainer  # noqa: E402
+
+
+class StepTimer(Callback):
+    """Wall time per training step, from the end of the warm-up to the end of the last step."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start = 0.0
+        self.end = 0.0
+        self.steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx >= self.warmup:
+            self.end = time.perf_counter()
+            self.steps = batch_idx - self.warmup + 1
+
+    @property
+    def seconds_per_step(self) -> float:
+        return (self.end - self.start) / self.steps
+
+
+def framework_step_time(overrides: list[str], steps: int, warmup: int, workdir: Path) -> float:
+    """Seconds per training step of the GANModule under Lightning, for the composed config."""
+    cfg = compose_train(
+        workdir,
+        *overrides,
+        f"trainer.limit_train_batches={warmup + steps}",
+        "trainer.limit_val_batches=0",
+        "trainer.max_epochs=1",
+        fast=False,
+    )
+    seed_everything(cfg.seed)
+    datamodule, module = build_datamodule(cfg), build_module(cfg)
+    timer = StepTimer(warmup)
+    trainer = build_trainer(cfg, [timer], [])
+    trainer.fit(module, datamodule=datamodule)
+    return timer.seconds_per_step
+
+
+def interleaved_medians(runners: dict[str, callable], repeats: int) -> dict[str, float]:
+    """Run each measurement `repeats` times, interleaved (A B A B ...) so that load from other processes
+    falls on all of them alike; return the median of each."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            times[name].append(run())
+    return {name: median(values) for name, values in times.items()}
+
+
+def describe_machine() -> str:
+    import os
+    import platform
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {load:.1f}"
+    )

@@ -1,0 +1,45 @@
+"""Run in two gloo processes by test_metric_values.py: FeatureMetrics under DDP (a module of its own so the
+spawned processes can import it)."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from parti_exp.metrics.feature_metrics import FID_REAL_STATES, FeatureMetrics
+
+
+class Identity(torch.nn.Module):
+    """An 'extractor' whose inputs are already the features (and the logits)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.feature_dim = self.num_logits = dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, x
+
+
+def run(rank: int, world: int, init_file: str, real: torch.Tensor, fake: torch.Tensor, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        kwargs = dict(is_splits=2, kid_subsets=3, kid_subset_size=8)
+        # Cache hit: rank 0 holds the real statistics, the others none.
+        cached = FeatureMetrics(Identity(real.shape[1]), **kwargs)
+        single = FeatureMetrics(Identity(real.shape[1]), **kwargs)
+        single.update(real, real=True)
+        # Read the states directly: gathered_real_state() is a collective, and only rank 0 loads here.
+        state = {name: getattr(single.fid, name) for name in FID_REAL_STATES}
+        state["kid_real_features"] = real
+        cached.load_real_state(state if rank == 0 else None)
+        # Cache miss: every rank extracts its shard; the gathered state is the whole split's.
+        sharded = FeatureMetrics(Identity(real.shape[1]), **kwargs)
+        sharded.update(real[rank::world], real=True)
+        gathered = sharded.gathered_real_state()
+        for metrics in (cached, sharded):
+            metrics.update(fake.chunk(world)[rank], real=False)
+        results = {"cached": cached.compute(), "sharded": sharded.compute(), "gathered": gathered}
+        if rank == 0:
+            torch.save(results, out)
+    finally:
+        dist.destroy_process_group()
