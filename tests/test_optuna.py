@@ -26,6 +26,7 @@ def test_two_trial_study_minimises_the_returned_metric(tmp_path):
             "hparams_search=optuna",
             "hydra.sweeper.n_trials=2",
             "metrics.num_fake=200",
+            "metrics.every_n_epochs=1",
             f"metrics.cache_dir={tmp_path}/metrics_cache",
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=3",

@@ -35,7 +35,7 @@ def csv_rows(path):
 def classifier_run(cfg_factory, metrics_cache, tmp_path):
     """A two-epoch digits run with metrics=classifier (200 generated images per measurement)."""
     cfg = cfg_factory(
-        "metrics=classifier", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
+        "metrics=classifier", "metrics.every_n_epochs=1", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
         f"metrics.cache_dir={metrics_cache}", "metrics.num_fake=200", "metrics.batch_size=200",
     )  # fmt: skip
     return fit(cfg), tmp_path / "run"
