@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -44,3 +46,21 @@ def subprocess_env() -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", "2")
     env["PYTHONWARNINGS"] = "ignore"
     return env
+
+
+def run_entry_point(
+    module: str,
+    *args: str,
+    cwd: Path = REPO_ROOT,
+    env: dict[str, str] | None = None,
+    timeout: int = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """``python -m module args...`` as a user runs it; with ``check``, a non-zero exit fails the test with
+    the end of its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or subprocess_env(),
+    )  # fmt: skip
+    assert not check or result.returncode == 0, result.stderr[-4000:]
+    return result

@@ -1,24 +1,13 @@
 """The two commands a user types, run as real subprocesses: train, then sample from its checkpoint."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
-from hydra_compose import REPO_ROOT, compose_sample, subprocess_env
+from hydra_compose import compose_sample
+from hydra_compose import run_entry_point as run
 from PIL import Image
 
 from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer
 from parti_exp.sample import sample
-
-
-def run(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=subprocess_env(),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.mark.slow
@@ -26,9 +15,13 @@ def test_train_then_sample_from_the_command_line(tmp_path):
     run_dir = tmp_path / "run"
     run(
         "parti_exp.train",
-        "trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.log_every_n_steps=1",
-        "model.generator.width=8", "model.discriminator.width=8",
-        f"hydra.run.dir={run_dir}", f"paths.root_dir={tmp_path}",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4",
+        "trainer.log_every_n_steps=1",
+        "model.generator.width=8",
+        "model.discriminator.width=8",
+        f"hydra.run.dir={run_dir}",
+        f"paths.root_dir={tmp_path}",
     )
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["epoch_0000.png", "epoch_0001.png"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -38,8 +31,13 @@ def test_train_then_sample_from_the_command_line(tmp_path):
     assert "train/d_loss" in rows[0] and len(rows) >= 5
 
     out_dir = tmp_path / "samples"
-    result = run("parti_exp.sample", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n=12",
-                 f"out_dir={out_dir}", f"paths.root_dir={tmp_path}")
+    result = run(
+        "parti_exp.sample",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "n=12",
+        f"out_dir={out_dir}",
+        f"paths.root_dir={tmp_path}",
+    )
     files = sorted(p.name for p in out_dir.iterdir())
     assert files == [f"{i:06d}.png" for i in range(12)] + ["grid.png"]
     image = Image.open(out_dir / "000011.png")

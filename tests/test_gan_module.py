@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from lightning.pytorch import seed_everything
 
 from parti_exp.builders import (
     build_callbacks,
@@ -43,10 +44,21 @@ def test_n_critic_schedule(cfg_factory, model, n_critic, k):
 
 
 # fast_dev_run=N stops once Lightning's global_step (D + G steps) reaches N, checked between batches.
-@pytest.mark.parametrize("model,fast_dev_run,steps", [("dcgan", "true", (1, 1)), ("wgan_gp", "5", (5, 1))])
+@pytest.mark.parametrize(
+    "model,fast_dev_run,steps",
+    [
+        ("dcgan", "true", (1, 1)),
+        ("wgan_gp", "5", (5, 1)),
+        ("sngan", "5", (5, 1)),
+        ("cgan_pd", "5", (5, 1)),
+        ("stylegan_lite", "true", (1, 1)),
+    ],
+)
 def test_fast_dev_run_on_digits_steps_both_nets_and_logs(cfg_factory, model, fast_dev_run, steps):
     cfg = cfg_factory(f"model={model}", f"trainer.fast_dev_run={fast_dev_run}")
+    seed_everything(cfg.seed)
     before = build_module(cfg)
+    seed_everything(cfg.seed)  # the same initial weights in the trained module
     trainer, module = fit(cfg)
     assert (module.d_step, module.g_step) == steps
     for name in ("generator", "discriminator"):

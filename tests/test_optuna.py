@@ -1,12 +1,10 @@
 """hparams_search=optuna: a real 2-trial study on digits, each trial a training job returning its metric."""
 
 import csv
-import subprocess
-import sys
 
 import pytest
 import yaml
-from hydra_compose import REPO_ROOT, subprocess_env
+from hydra_compose import run_entry_point
 
 
 def last_value(metrics_csv, key: str) -> float:
@@ -18,31 +16,21 @@ def last_value(metrics_csv, key: str) -> float:
 @pytest.mark.slow
 def test_two_trial_study_minimises_the_returned_metric(tmp_path):
     metric = "val/fid_clf"  # what hparams_search=optuna optimises on digits (metrics=classifier)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parti_exp.train",
-            "hparams_search=optuna",
-            "hydra.sweeper.n_trials=2",
-            "metrics.num_fake=200",
-            "metrics.every_n_epochs=1",
-            f"metrics.cache_dir={tmp_path}/metrics_cache",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=3",
-            "model.generator.width=8",
-            "model.discriminator.width=8",
-            "trainer.enable_progress_bar=false",
-            f"hydra.sweep.dir={tmp_path}",
-            f"paths.root_dir={tmp_path}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=subprocess_env(),
+    run_entry_point(
+        "parti_exp.train",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "metrics.num_fake=200",
+        "metrics.every_n_epochs=1",
+        f"metrics.cache_dir={tmp_path}/metrics_cache",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "model.generator.width=8",
+        "model.discriminator.width=8",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={tmp_path}",
+        f"paths.root_dir={tmp_path}",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     trials = {}
     for number in (0, 1):
         overrides = yaml.safe_load((tmp_path / str(number) / ".hydra" / "overrides.yaml").read_text())

@@ -1,11 +1,8 @@
 """Hydra multirun, alone and with DDP jobs (trainer=ddp_sim), run as a user would from the shell."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
-from hydra_compose import REPO_ROOT, subprocess_env
+from hydra_compose import run_entry_point
 
 TINY = [
     "trainer.max_epochs=1",
@@ -19,25 +16,9 @@ TINY = [
 
 
 def multirun(tmp_path, *overrides):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parti_exp.train",
-            "-m",
-            *overrides,
-            *TINY,
-            f"hydra.sweep.dir={tmp_path}",
-            f"paths.root_dir={tmp_path}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=subprocess_env(),
+    return run_entry_point(
+        "parti_exp.train", "-m", *overrides, *TINY, f"hydra.sweep.dir={tmp_path}", f"paths.root_dir={tmp_path}"
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
 
 
 def job(tmp_path, number):
