@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +17,20 @@ from parti_exp.callbacks.config_in_checkpoint import CONFIG_KEY, ConfigInCheckpo
 from parti_exp.loggers import wandb_logger_kwargs
 
 log = logging.getLogger(__name__)
+
+# Errors our constructors raise on purpose, with messages written for the user: shown as they are.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def instantiate(config, *args, **kwargs):
+    """``hydra.utils.instantiate``, but a constructor's own validation error reaches the user unwrapped instead of
+    inside Hydra's "Error in call to target ..." with the config dumped after it."""
+    try:
+        return hydra_instantiate(config, *args, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, USER_ERRORS):
+            raise error.__cause__ from None
+        raise
 
 
 def build_datamodule(cfg: DictConfig) -> LightningDataModule:

@@ -9,12 +9,11 @@ from typing import Sequence
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.utils import instantiate
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
-from parti_exp.builders import load_checkpoint, module_from_checkpoint
+from parti_exp.builders import instantiate, load_checkpoint, module_from_checkpoint
 from parti_exp.metrics.callback import ImageQualityMetrics, dataset_name
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.sample import resolve_device

@@ -24,6 +24,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from parti_exp.ema import EMA
+from parti_exp.guard import NonFiniteGuard
 from parti_exp.losses import AdversarialLoss
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -46,6 +47,7 @@ class GANModule(LightningModule):
         augment: Augment | None = None,
         g_scheduler: SchedulerFactory | None = None,
         d_scheduler: SchedulerFactory | None = None,
+        guard: NonFiniteGuard | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(n_critic, int) or n_critic < 1:
@@ -69,6 +71,7 @@ class GANModule(LightningModule):
         self.augment = augment
         self.g_scheduler_factory = g_scheduler
         self.d_scheduler_factory = d_scheduler
+        self.guard = guard
         self.g_step = 0
         self.d_step = 0
         # Data-parallel wrappers of the nets, set by PerNetDDPStrategy. A plain dict is not registered as
@@ -191,9 +194,8 @@ class GANModule(LightningModule):
                 loss = loss + penalty
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            self._clip(opt)
-            opt.step()
-        self._step_scheduler(opt)
+            self._clipped_step(opt, "D", self.d_step, {k.removeprefix("train/"): v for k, v in logs.items()},
+                               self.discriminator)
         self.d_step += 1
         logs.update(
             {
@@ -211,19 +213,31 @@ class GANModule(LightningModule):
             loss = self.loss.g_loss(self.discriminator(self._augmented(fake), labels))
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            self._clip(opt)
-            opt.step()
-        self._step_scheduler(opt)
+            self._clipped_step(opt, "G", self.g_step, {"g_loss": loss}, self.generator)
         self.g_step += 1
         if self.generator_ema is not None:
             images = fake.shape[0] * self.trainer.world_size
             self.ema.update(self.generator_ema, self.generator, images, images_seen=self.g_step * images)
         return {"train/g_loss": loss.detach()}
 
-    def _clip(self, opt) -> None:
+    def _clipped_step(self, opt, net: str, step: int, loss_parts: dict, module: nn.Module) -> None:
+        """Clip, step the optimizer and its schedule, unless the guard finds a non-finite loss or gradient."""
+        if self.guard is not None:
+            parameters = module.parameters()
+            if self._loss_scale() != 1.0:
+                # Under fp16 loss scaling an overflowing gradient is routine, and so is a penalty taken from one:
+                # the scaler skips such a step itself. Only the unscaled loss terms are the guard's to judge.
+                parameters = ()
+                loss_parts = {name: part for name, part in loss_parts.items() if name not in self.regularizers}
+            if not self.guard.allows_step(net, step, loss_parts, parameters):
+                opt.zero_grad(set_to_none=True)
+                self.log("train/skipped_steps", float(self.guard.skipped))
+                return
         # Trainer(gradient_clip_val=...) is refused under manual optimization; clip here instead.
         if self.grad_clip_val is not None:
             self.clip_gradients(opt, gradient_clip_val=self.grad_clip_val, gradient_clip_algorithm="norm")
+        opt.step()
+        self._step_scheduler(opt)
 
     def _step_scheduler(self, opt) -> None:
         for config in self.trainer.lr_scheduler_configs:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 import hydra
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+from parti_exp.callbacks.preemption import Preempted
+from parti_exp.config_checks import check_train_config
 from parti_exp.hydra_ddp import hydra_job_for_ddp
 from parti_exp.loggers import close_loggers, log_config
+from parti_exp.resume import check_resumable, resolve_ckpt_path
+
+log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and return the final callback metrics (floats)."""
+    """Fit and return the final callback metrics (floats). A run stopped by a preemption signal returns the
+    metrics it had, after saving and reporting its checkpoint."""
+    check_train_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    if ckpt_path is not None:
+        check_resumable(ckpt_path, cfg)
     seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
@@ -21,7 +33,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
     log_config(loggers, cfg)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except Preempted as preempted:
+        log.warning("%s", preempted)
     finally:
         close_loggers(loggers)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import seed_everything
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
@@ -29,6 +30,8 @@ def test_short_dcgan_run_learns_varied_digits(cfg_factory):
     classifier = LogisticRegression(max_iter=3000).fit(digits.data, digits.target)
     cfg = cfg_factory("trainer.max_epochs=8", "model.generator.width=32", "model.discriminator.width=32",
                       "data.batch_size=64")
+    # As `python -m parti_exp.train` does: weights, latents and the data order all follow from the seed.
+    seed_everything(cfg.seed)
     datamodule, module = build_datamodule(cfg), build_module(cfg)
     distance_before, _, share_before = judge(module, digits, classifier)
     build_trainer(cfg, [], []).fit(module, datamodule=datamodule)

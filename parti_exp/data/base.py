@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
+
+from parti_exp.data.epoch_sampler import EpochShardSampler
 
 
 class UInt8ImageDataset(Dataset):
@@ -87,6 +89,8 @@ class ImageDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.train_set: UInt8ImageDataset | None = None
         self.val_set: UInt8ImageDataset | None = None
+        # (epoch, batches already consumed in it) from a checkpoint, applied to the next train loader.
+        self._resume_position: tuple[int, int] | None = None
 
     def load_split(self, split: str) -> UInt8ImageDataset:
         """Return the ``"train"`` or ``"val"`` split as uint8 ``N x channels x img_size x img_size``."""
@@ -112,16 +116,23 @@ class ImageDataModule(LightningDataModule):
         return dataset
 
     def _loader(self, dataset: UInt8ImageDataset, train: bool) -> DataLoader:
+        # The sampler shards over DDP ranks itself (trainer.use_distributed_sampler is false): its order
+        # depends on (seed, epoch, rank) only, which is what makes a resumed run see the same batches.
+        sampler = EpochShardSampler(len(dataset), shuffle=train)
+        if train and self._resume_position is not None:
+            epoch, batches_done = self._resume_position
+            sampler.resume_at(epoch, batches_done * self.batch_size)
+            self._resume_position = None
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
             # A GAN step with a one-image batch breaks batch norm and wastes a step: drop the remainder.
-            drop_last=train,
+            batch_sampler=BatchSampler(sampler, self.batch_size, drop_last=train),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             collate_fn=keep_batch,
+            # Worker seeds come from this generator, not from the global RNG that training draws from.
+            generator=torch.Generator().manual_seed(sampler.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -131,6 +142,26 @@ class ImageDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         self.setup()
         return self._loader(self.val_set, train=False)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the data order stands: the epoch the next batch belongs to and how many of its batches are done.
+
+        Read from Lightning's loop progress at the moment the checkpoint is written: mid-epoch the epoch has
+        started but is not yet processed; a save at an epoch's end (after its last batch) points at the next.
+        """
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        epochs = trainer.fit_loop.epoch_progress.current
+        batches_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        in_epoch = epochs.started > epochs.processed
+        if in_epoch and batches_done < trainer.num_training_batches:
+            return {"epoch": epochs.processed, "batches_done": batches_done}
+        return {"epoch": epochs.processed + int(in_epoch), "batches_done": 0}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        if state_dict:
+            self._resume_position = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

@@ -1,16 +1,13 @@
-"""Under DDP, Lightning swaps the train loader's sampler for a DistributedSampler. Rebuild the loader exactly the
-way Lightning does (its own helpers) and check what each of 2 ranks would see."""
+"""Under DDP each rank's train loader serves its own shard of every epoch: the DataModules' EpochShardSampler
+shards by (rank, world size) itself (Lightning's DistributedSampler injection is off). Build the loader as
+Lightning requests it and check what each of 2 ranks would see."""
 
 import numpy as np
 import pytest
 import torch
-from lightning.fabric.utilities.data import _replace_dunder_methods
-from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
-from lightning.pytorch.trainer.states import RunningStage
-from lightning.pytorch.utilities.data import _update_dataloader
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from parti_exp.data import CelebADataModule, CIFAR10DataModule, FolderDataModule, MNISTDataModule
+from parti_exp.data.epoch_sampler import EpochShardSampler
 
 BATCH = 4
 
@@ -54,14 +51,12 @@ def datamodule(request, tmp_path):
 
 def _epoch_indices(dm, rank: int, epoch: int) -> list[int]:
     """Dataset indices rank ``rank`` of 2 trains on in ``epoch``, read back from the images it receives."""
-    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
-        loader = dm.train_dataloader()  # as Lightning requests it, recording the init arguments
-    sampler = _get_distributed_sampler(
-        loader, shuffle=True, overfit_batches=0, mode=RunningStage.TRAINING, num_replicas=2, rank=rank, seed=0
-    )
-    assert isinstance(sampler, DistributedSampler)
-    sharded = _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
+    loader = dm.train_dataloader()
+    sampler = loader.batch_sampler.sampler
+    assert isinstance(sampler, EpochShardSampler)
+    sampler.rank, sampler.world_size, sampler.seed = rank, 2, 0  # what a 2-process group would give rank `rank`
     sampler.set_epoch(epoch)  # Lightning's fit loop does this at the start of every epoch
+    sharded = loader
 
     index_of = {image.tobytes(): i for i, image in enumerate(np.asarray(dm.train_set.images))}
     assert len(index_of) == len(dm.train_set), "fixture images must be distinct to identify them"
@@ -91,12 +86,6 @@ def test_ranks_see_disjoint_shards_that_cover_the_epoch_and_change_with_it(datam
     assert _epoch_indices(datamodule, 0, 1) == epochs[1][0]
 
 
-def test_plain_distributed_sampler_on_the_dataset_gives_the_same_shards(datamodule):
-    dataset = datamodule.train_set
-    shards = []
-    for rank in (0, 1):
-        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=0)
-        sampler.set_epoch(3)
-        shards.append(list(sampler))
-    assert not set(shards[0]) & set(shards[1])
-    assert sorted(shards[0] + shards[1]) == list(range(len(dataset)))
+def test_lightning_leaves_the_samplers_alone(cfg_factory):
+    """Lightning would otherwise swap in a DistributedSampler, whose order cannot resume mid-epoch."""
+    assert cfg_factory("trainer=ddp_sim").trainer.use_distributed_sampler is False
