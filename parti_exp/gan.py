@@ -8,6 +8,10 @@ algorithm), and an epoch means one pass of D over the data whatever ``n_critic``
 Lightning's ``trainer.global_step`` counts every ``optimizer.step()`` (D and G alike), so the module
 keeps its own ``g_step`` / ``d_step`` counters, saved in the checkpoint, for the schedule and logs.
 
+Two seams let a model that is not a plain latent-to-image GAN train here unchanged (the VQGAN image tokenizer
+does): ``make_fakes`` says what G produces from a batch and which extra terms G's loss has, and
+``adversarial_weight`` can switch the adversarial game off (no D update, no adversarial term) for a warm-up.
+
 Options any model can switch on from its config: a moving average of G's weights (``ema``) used for all
 sampling, differentiable augmentation of D's inputs (``augment``), and learning-rate schedules stepped
 once per G or D step (``g_scheduler`` / ``d_scheduler``).
@@ -54,7 +58,7 @@ class GANModule(LightningModule):
             raise ValueError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
         if grad_clip_val is not None and grad_clip_val <= 0:
             raise ValueError(f"model.grad_clip_val must be > 0 or null, got {grad_clip_val}")
-        if not hasattr(generator, "latent_dim"):
+        if type(self).make_fakes is GANModule.make_fakes and not hasattr(generator, "latent_dim"):
             raise TypeError(f"{type(generator).__name__} must expose `latent_dim` to be used as a generator")
         self.automatic_optimization = False
         self.generator = generator
@@ -147,19 +151,32 @@ class GANModule(LightningModule):
         finally:
             net.train(was_training)
 
+    def make_fakes(self, real: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+        """What G makes for this batch, and the terms G's loss adds to the adversarial one (none for a GAN)."""
+        return self._replicas.get("g", self.generator)(self.sample_latent(real.shape[0]), labels), {}
+
+    def adversarial_weight(self) -> float:
+        """The adversarial term's weight in G's loss at this step; 0 also skips D's update."""
+        return 1.0
+
     def training_step(self, batch, batch_idx: int) -> None:
         real, labels = batch
         opt_g, opt_d = self.optimizers()
         g_turn = (self.d_step + 1) % self.n_critic == 0
+        adversarial = self.adversarial_weight()
 
         # G's forward is shared by both updates when G steps this time: D sees it detached, G's
         # update back-propagates through the same graph (as hand-written DCGAN loops do).
         with torch.set_grad_enabled(g_turn):
-            fake = self._replicas.get("g", self.generator)(self.sample_latent(real.shape[0]), labels)
+            fake, g_terms = self.make_fakes(real, labels)
 
-        logs = self._discriminator_update(opt_d, real, fake.detach(), labels)
+        if adversarial > 0:
+            logs = self._discriminator_update(opt_d, real, fake.detach(), labels)
+        else:
+            logs = {}
+            self.d_step += 1  # one batch, one D step slot, so the n_critic phase is unchanged
         if g_turn:
-            logs.update(self._generator_update(opt_g, fake, labels))
+            logs.update(self._generator_update(opt_g, fake, labels, g_terms, adversarial))
         logs["train/g_step"] = float(self.g_step)
         shown = {k: v for k, v in logs.items() if k in ("train/d_loss", "train/g_loss")}
         self.log_dict(shown, prog_bar=True, on_step=True, on_epoch=False, batch_size=real.shape[0])
@@ -206,19 +223,26 @@ class GANModule(LightningModule):
         )
         return logs
 
-    def _generator_update(self, opt, fake, labels) -> dict[str, torch.Tensor]:
+    def _generator_update(self, opt, fake, labels, g_terms: dict, adversarial: float) -> dict[str, torch.Tensor]:
         with self.toggled_optimizer(opt):
-            # The bare D, not its DDP wrapper: D's parameters get no gradient here, and a DDP forward would
-            # make D's reducer wait for gradients that never come. G's gradients are reduced by G's wrapper.
-            loss = self.loss.g_loss(self.discriminator(self._augmented(fake), labels))
+            terms = dict(g_terms)
+            if adversarial > 0:
+                # The bare D, not its DDP wrapper: D's parameters get no gradient here, and a DDP forward would
+                # make D's reducer wait for gradients that never come. G's gradients are reduced by G's wrapper.
+                adversarial_loss = self.loss.g_loss(self.discriminator(self._augmented(fake), labels))
+                terms["g_adv"] = adversarial_loss if adversarial == 1.0 else adversarial * adversarial_loss
+            loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            self._clipped_step(opt, "G", self.g_step, {"g_loss": loss}, self.generator)
+            parts = {"g_loss": loss, **terms} if g_terms else {"g_loss": loss}
+            self._clipped_step(opt, "G", self.g_step, parts, self.generator)
         self.g_step += 1
         if self.generator_ema is not None:
             images = fake.shape[0] * self.trainer.world_size
             self.ema.update(self.generator_ema, self.generator, images, images_seen=self.g_step * images)
-        return {"train/g_loss": loss.detach()}
+        # Each term on its own when there are several (a plain GAN's loss is only the adversarial one).
+        logs = {f"train/{name}": term.detach() for name, term in terms.items()} if g_terms else {}
+        return {**logs, "train/g_loss": loss.detach()}
 
     def _clipped_step(self, opt, net: str, step: int, loss_parts: dict, module: nn.Module) -> None:
         """Clip, step the optimizer and its schedule, unless the guard finds a non-finite loss or gradient."""

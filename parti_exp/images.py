@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 from torchvision.io import write_png
 from torchvision.utils import make_grid
 
@@ -40,3 +41,21 @@ def save_each(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list
         write_png(image, str(path))
         paths.append(path)
     return paths
+
+
+def save_captioned_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, caption_height: int = 14) -> Path:
+    """One row of images per caption, the caption written above its row (white text on black)."""
+    grids = [grid_uint8(images, nrow=len(images)) for _, images in rows]
+    width = max(grid.shape[-1] for grid in grids)
+    canvas = Image.new("RGB", (width, sum(caption_height + grid.shape[-2] for grid in grids)))
+    draw = ImageDraw.Draw(canvas)
+    top = 0
+    for (caption, _), grid in zip(rows, grids):
+        draw.text((2, top + 1), caption, fill=(255, 255, 255))
+        pixels = grid.expand(3, -1, -1).permute(1, 2, 0).numpy()
+        canvas.paste(Image.fromarray(pixels), (0, top + caption_height))
+        top += caption_height + grid.shape[-2]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

@@ -1,4 +1,7 @@
-"""python -m parti_exp.sample ckpt_path=PATH n=256 out_dir=DIR: one PNG per image plus grid.png."""
+"""python -m parti_exp.sample ckpt_path=PATH n=256 out_dir=DIR: one PNG per image plus grid.png.
+
+With a text-to-image checkpoint: ``prompts='["a handwritten seven","the digit 2"]' n=16`` writes one folder of
+PNGs per prompt and grid.png with each prompt above its row."""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
-from parti_exp.builders import load_checkpoint, module_from_checkpoint
-from parti_exp.images import save_each, save_grid
+from parti_exp.builders import instantiate, load_checkpoint, module_from_checkpoint
+from parti_exp.images import save_captioned_grid, save_each, save_grid
 
 GRID_SIZE = 256  # images shown in grid.png; the rest only as files
 
@@ -28,6 +31,14 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
         raise ValueError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
     module, train_cfg = module_from_checkpoint(load_checkpoint(cfg.ckpt_path))
     module = module.to(resolve_device(cfg.device))
+    if cfg.get("prompts") is not None:
+        return sample_prompts(module, train_cfg, cfg, out_dir)
+    if hasattr(module, "sample_images"):
+        raise ValueError(f"{cfg.ckpt_path} is a text-to-image checkpoint: say what to draw with "
+                         "prompts='[\"a handwritten seven\"]'")  # fmt: skip
+    if getattr(module, "tokenizer", None) is not None:
+        raise ValueError(f"{cfg.ckpt_path} is an image tokenizer (model=vqgan): it reconstructs images, it does not "
+                         "sample them; train model=parti with model.tokenizer_ckpt pointing at it")  # fmt: skip
     num_classes = int(train_cfg.data.get("num_classes") or 1)
     classes = torch.tensor(list(cfg.classes)) if cfg.classes is not None else torch.arange(num_classes)
     if ((classes < 0) | (classes >= num_classes)).any():
@@ -44,6 +55,39 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
         if start < GRID_SIZE:
             grid.append(images[: GRID_SIZE - start].cpu())
     save_grid(torch.cat(grid), out_dir / "grid.png")
+    return paths
+
+
+def prompt_folder(prompt: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in prompt.strip().lower()) or "prompt"
+
+
+def sample_prompts(module, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
+    """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
+    if not hasattr(module, "sample_images"):
+        raise ValueError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
+                         f"{type(module).__name__}")  # fmt: skip
+    from parti_exp.parti.rerank import ClassifierScorer, sample_reranked
+    from parti_exp.parti.sampling import SamplingConfig
+
+    prompts = list(cfg.prompts)
+    sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
+    scorer = None
+    if cfg.n_candidates > 1:
+        from parti_exp.metrics.digit_classifier import load_or_train_classifier
+
+        datamodule = instantiate(train_cfg.data)
+        datamodule.setup("fit")
+        classifier = load_or_train_classifier(datamodule.train_set, datamodule.val_set, datamodule.num_classes,
+                                              cfg.classifier_cache_dir, module.device).net  # fmt: skip
+        scorer = ClassifierScorer(classifier, module.captioner)
+    generator = torch.Generator(module.device).manual_seed(cfg.seed)
+    paths, rows = [], []
+    for prompt in prompts:
+        images, _ = sample_reranked(module, prompt, cfg.n, cfg.n_candidates, scorer, sampling, generator)
+        paths += save_each(images.cpu(), out_dir / prompt_folder(prompt))
+        rows.append((prompt, images[:GRID_SIZE].cpu()))
+    save_captioned_grid(rows, out_dir / "grid.png")
     return paths
 
 

@@ -22,7 +22,6 @@ RUN = [
     "trainer.deterministic=true",
     "data.batch_size=16",
     "callbacks.model_checkpoint.every_n_g_steps=2",
-    "callbacks.sample_grid.num_samples=4",
     "model.ema={_target_:parti_exp.ema.EMA,beta:0.9}",
     "model.d_scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:2,gamma:0.9}",
 ]
@@ -58,26 +57,31 @@ def assert_same_training_state(a: dict, b: dict) -> None:
     assert [s["last_epoch"] for s in a["lr_schedulers"]] == [s["last_epoch"] for s in b["lr_schedulers"]]
 
 
+# The image tokenizer, resumed between its reconstruction-only warm-up and the start of its adversary.
+VQGAN = ("data.img_size=16", "model.generator.codebook_size=16", "model.adversarial_start=7")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "model,k",
+    "model,k,extra",
     [
-        ("dcgan", 3),  # mid-epoch (batch 3 of 6)
-        ("dcgan", 6),  # the last batch of epoch 0, before its validation and epoch-end hooks
-        ("wgan_gp", 8),  # mid-epoch in epoch 1, between two G steps of the n_critic=5 schedule
+        ("dcgan", 3, ()),  # mid-epoch (batch 3 of 6)
+        ("dcgan", 6, ()),  # the last batch of epoch 0, before its validation and epoch-end hooks
+        ("wgan_gp", 8, ()),  # mid-epoch in epoch 1, between two G steps of the n_critic=5 schedule
+        ("vqgan", 5, VQGAN),
     ],
 )
-def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(cfg_factory, tmp_path, monkeypatch, model, k):
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(cfg_factory, tmp_path, monkeypatch, model, k, extra):
     full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
-    train(cfg_factory(f"model={model}", *RUN, f"paths.output_dir={full_dir}"))
+    train(cfg_factory(f"model={model}", *RUN, *extra, f"paths.output_dir={full_dir}"))
 
     with monkeypatch.context() as patch:
         interrupt_after_d_step(patch, k)
-        train(cfg_factory(f"model={model}", *RUN, f"paths.output_dir={cut_dir}"))
+        train(cfg_factory(f"model={model}", *RUN, *extra, f"paths.output_dir={cut_dir}"))
     saved = final_state(cut_dir)
     assert saved["gan_steps"]["d_step"] == k, "the preemption checkpoint is the state right after D step k"
 
-    train(cfg_factory(f"model={model}", *RUN, f"paths.output_dir={cut_dir}", "ckpt_path=last"))
+    train(cfg_factory(f"model={model}", *RUN, *extra, f"paths.output_dir={cut_dir}", "ckpt_path=last"))
     assert_same_training_state(final_state(full_dir), final_state(cut_dir))
 
 

@@ -1,0 +1,1 @@
+"""Parti-style text-to-image: image tokenizer, text tokenizer and captions, encoder-decoder Transformer, sampler."""

@@ -1,0 +1,84 @@
+"""Caption accuracy: the share of samples for "a handwritten seven" that a held-out classifier reads as a 7.
+
+The classifier (the digit classifier of ``metrics=classifier``, trained on the real train split and checked on
+the val split) never sees generated images while it is trained, so it judges the text-to-image model from the
+outside. Measured with the model's guidance scale and without guidance (scale 1), to show what guidance buys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from parti_exp.images import to_uint8
+from parti_exp.metrics.callback import dataset_name
+from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.parti.sampling import SamplingConfig
+
+
+@torch.no_grad()
+def class_probabilities(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Softmax over classes for images in [-1, 1], quantised like saved PNGs."""
+    _, logits = classifier(to_uint8(images).to(next(classifier.parameters()).device))
+    return logits.float().softmax(dim=-1)
+
+
+@torch.no_grad()
+def caption_accuracy(
+    model: LightningModule,
+    classifier: torch.nn.Module,
+    per_class: int,
+    sampling: SamplingConfig,
+    seed: int = 0,
+    batch_size: int = 200,
+) -> float:
+    """Share of ``per_class`` samples of each class prompt that ``classifier`` assigns to that class."""
+    prompts = model.captioner.prompts_for_classes()
+    targets = [model.captioner.class_of(prompt) for prompt in prompts]
+    captions = [prompt for prompt in prompts for _ in range(per_class)]
+    wanted = torch.tensor([target for target in targets for _ in range(per_class)])
+    generator = torch.Generator(model.device).manual_seed(seed)
+    hits = 0
+    for start in range(0, len(captions), batch_size):
+        images = model.sample_images(captions[start : start + batch_size], sampling, generator)
+        read = class_probabilities(classifier, images).argmax(dim=-1).cpu()
+        hits += int((read == wanted[start : start + batch_size]).sum())
+    return hits / len(captions)
+
+
+class CaptionAccuracy(Callback):
+    """Logs ``val/caption_acc`` (the model's guidance scale) and ``val/caption_acc_unguided`` every N epochs."""
+
+    def __init__(self, cache_dir: str, per_class: int = 50, every_n_epochs: int = 5, seed: int = 0) -> None:
+        if per_class < 1 or every_n_epochs < 1:
+            raise ValueError(f"caption_accuracy needs per_class >= 1 and every_n_epochs >= 1, got {per_class}, "
+                             f"{every_n_epochs}")  # fmt: skip
+        self.cache_dir = cache_dir
+        self.per_class = per_class
+        self.every_n_epochs = every_n_epochs
+        self.seed = seed
+        self.classifier: torch.nn.Module | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        datamodule.setup("fit")
+        self.classifier = load_or_train_classifier(
+            datamodule.train_set,
+            datamodule.val_set,
+            datamodule.num_classes,
+            self.cache_dir,
+            pl_module.device,
+            dataset_name(datamodule),
+        ).net
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
+            return
+        self.classifier.to(pl_module.device)
+        guided = pl_module.sampling
+        unguided = dataclasses.replace(guided, guidance_scale=1.0)
+        for key, sampling in (("val/caption_acc", guided), ("val/caption_acc_unguided", unguided)):
+            value = caption_accuracy(pl_module, self.classifier, self.per_class, sampling, self.seed)
+            pl_module.log(key, value, sync_dist=False, rank_zero_only=True)

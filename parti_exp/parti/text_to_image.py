@@ -1,0 +1,163 @@
+"""Stage 2 of text-to-image (``model=parti``): an encoder-decoder Transformer over a frozen tokenizer's codes.
+
+Each batch of labelled images becomes (caption, image tokens): captions are drawn from the dataset's templates
+with the global RNG (so they are part of an exact resume), the frozen VQGAN of stage 1 turns images into codes,
+and the Transformer learns the codes by cross-entropy, with teacher forcing. A share of the captions is replaced
+by the null caption (condition dropout), which is what lets classifier-free guidance ask the same network for
+an unconditional prediction at sampling time.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from parti_exp.parti.captions import Captioner, captioner_for
+from parti_exp.parti.sampling import SamplingConfig, sample_image_tokens
+from parti_exp.parti.text_tokenizer import WordTokenizer
+from parti_exp.parti.transformer import TextToImageTransformer
+
+TransformerFactory = Callable[..., TextToImageTransformer]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+def load_image_tokenizer(path: str) -> nn.Module:
+    """The frozen autoencoder of a ``model=vqgan`` checkpoint (encode: images -> codes, decode: codes -> images)."""
+    from parti_exp.builders import load_checkpoint, module_from_checkpoint
+
+    module, _ = module_from_checkpoint(load_checkpoint(path))
+    tokenizer = getattr(module, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError(
+            f"model.tokenizer_ckpt={path} is a {type(module).__name__} checkpoint, not an image tokenizer: train one "
+            "first with `python -m parti_exp.train model=vqgan` and pass its checkpoints/last.ckpt"
+        )
+    return tokenizer.eval().requires_grad_(False)
+
+
+class TextToImageModule(LightningModule):
+    def __init__(
+        self,
+        tokenizer_ckpt: str,
+        dataset: str,
+        transformer: TransformerFactory,
+        optimizer: OptimizerFactory,
+        max_text_len: int = 16,
+        condition_dropout: float = 0.1,
+        sampling: dict | None = None,
+        data_img_size: int | None = None,
+        data_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ValueError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}")
+        # `dataset` may be the data config's _target_ (parti_exp.data.DigitsDataModule -> digits).
+        self.captioner: Captioner = captioner_for(dataset.rsplit(".", 1)[-1].removesuffix("DataModule").lower())
+        self.text_tokenizer = WordTokenizer.from_captioner(self.captioner, max_len=max_text_len)
+        self.image_tokenizer = load_image_tokenizer(tokenizer_ckpt)
+        self._check_tokenizer_fits_data(tokenizer_ckpt, data_img_size, data_channels)
+        self.transformer = transformer(
+            text_vocab_size=self.text_tokenizer.vocab_size,
+            codebook_size=self.image_tokenizer.codebook_size,
+            token_grid=self.image_tokenizer.token_grid,
+            max_text_len=max_text_len,
+        )
+        self.optimizer_factory = optimizer
+        self.condition_dropout = condition_dropout
+        self.sampling = SamplingConfig(**(sampling or {}))
+
+    def _check_tokenizer_fits_data(self, path: str, img_size: int | None, channels: int | None) -> None:
+        if img_size is None or channels is None:
+            return
+        try:
+            codes = self.image_tokenizer.encode(torch.zeros(1, channels, img_size, img_size))
+        except RuntimeError as error:
+            raise ValueError(
+                f"model.tokenizer_ckpt={path} cannot encode this data's {channels} x {img_size} x {img_size} images "
+                f"({error}); train the tokenizer on the same data=... and data.img_size"
+            ) from error
+        if tuple(codes.shape[1:]) != tuple(self.image_tokenizer.token_grid):
+            raise ValueError(
+                f"model.tokenizer_ckpt={path} makes a {tuple(codes.shape[1:])} token grid from {img_size} px images, "
+                f"it was trained for {self.image_tokenizer.token_grid}: use the data.img_size it was trained on"
+            )
+
+    # The image tokenizer stays frozen and in eval mode whatever Lightning does to the module.
+    def train(self, mode: bool = True) -> TextToImageModule:
+        super().train(mode)
+        self.image_tokenizer.eval()
+        return self
+
+    @property
+    def latent_dim(self) -> int:
+        """The metrics draw a latent per image; here it only seeds the sampler (see ``generate``)."""
+        return 1
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.transformer.parameters())
+
+    def encode_captions(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.text_tokenizer.encode(captions)
+        return ids.to(self.device), mask.to(self.device)
+
+    def _batch_loss(self, batch, drop_conditions: bool) -> torch.Tensor:
+        images, labels = batch
+        with torch.no_grad():
+            tokens = self.image_tokenizer.encode(images).flatten(1)
+        ids, mask = self.encode_captions(self.captioner.captions(labels.cpu()))
+        if drop_conditions and self.condition_dropout > 0:
+            null_ids, null_mask = self.text_tokenizer.null(len(images))
+            drop = (torch.rand(len(images)) < self.condition_dropout).to(self.device)[:, None]
+            ids = torch.where(drop, null_ids.to(self.device), ids)
+            mask = torch.where(drop, null_mask.to(self.device), mask)
+        logits = self.transformer(ids, mask, tokens)
+        return F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten())
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._batch_loss(batch, drop_conditions=True)
+        self.log("train/ce", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.log("val/ce", self._batch_loss(batch, drop_conditions=False), batch_size=len(batch[0]), sync_dist=True)
+
+    @torch.no_grad()
+    def sample_images(
+        self, captions: list[str], sampling: SamplingConfig | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Images in [-1, 1] for the captions: tokens sampled by the Transformer, decoded by the tokenizer."""
+        ids, mask = self.encode_captions(captions)
+        null_ids, null_mask = (t.to(self.device) for t in self.text_tokenizer.null(1))
+        tokens = sample_image_tokens(self.transformer, ids, mask, null_ids, null_mask, sampling or self.sampling,
+                                     generator)  # fmt: skip
+        return self.image_tokenizer.decode(tokens.view(len(captions), *self.image_tokenizer.token_grid)).float()
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The metrics' interface: ``labels`` become their classes' first-template captions, and ``z`` seeds the
+        sampler, so the same latents give the same images."""
+        if labels is None:
+            raise ValueError("a text-to-image model generates from captions: it needs class labels to caption")
+        captions = [self.captioner.caption(label, template=0) for label in labels.cpu()]
+        seed = int(torch.as_tensor(z).double().abs().sum().mul(1e6).item()) % (2**62)
+        generator = torch.Generator(self.device).manual_seed(seed)
+        return self.sample_images(captions, generator=generator)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The vocabulary is part of the model: a later change to the caption templates must not renumber words.
+        checkpoint["text_tokenizer"] = self.text_tokenizer.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "text_tokenizer" in checkpoint:
+            saved = WordTokenizer.from_state_dict(checkpoint["text_tokenizer"])
+            if saved.vocab_size != self.text_tokenizer.vocab_size:
+                raise ValueError(
+                    f"this checkpoint's caption vocabulary has {saved.vocab_size} words, the current captioner's "
+                    f"{self.text_tokenizer.vocab_size}: the text embedding cannot be loaded"
+                )
+            self.text_tokenizer = saved
+

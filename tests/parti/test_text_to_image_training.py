@@ -1,0 +1,162 @@
+"""Both stages as a user trains them (`model=vqgan`, then `model=parti model.tokenizer_ckpt=...`) on the digits,
+and sampling from prompts."""
+
+import pytest
+import torch
+from hydra_compose import compose_sample, compose_train
+from PIL import Image
+
+from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer, load_checkpoint
+from parti_exp.parti.caption_accuracy import caption_accuracy
+from parti_exp.parti.rerank import sample_reranked
+from parti_exp.parti.sampling import SamplingConfig
+from parti_exp.sample import sample
+from parti_exp.train import train
+
+TOKENIZER = [
+    "model=vqgan",
+    "data.img_size=16",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "model.generator.codebook_size=32",
+    "trainer.limit_val_batches=1",
+]
+PARTI = [
+    "model=parti",
+    "data.img_size=16",
+    "metrics=none",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.limit_val_batches=1",
+    "model.transformer.dim=32",
+    "model.transformer.encoder_depth=1",
+    "model.transformer.decoder_depth=1",
+    "model.transformer.heads=2",
+    "callbacks.prompt_grid.per_prompt=2",
+    "callbacks.caption_accuracy.per_class=2",
+]
+
+
+def fit(cfg):
+    datamodule, module = build_datamodule(cfg), build_module(cfg)
+    trainer = build_trainer(cfg, build_callbacks(cfg), [])
+    trainer.fit(module, datamodule=datamodule)
+    return trainer, module
+
+
+def adam_steps(optimizer: torch.optim.Optimizer) -> int:
+    return max((int(state["step"]) for state in optimizer.state.values()), default=0)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_ckpt(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tokenizer")
+    train(compose_train(tmp, *TOKENIZER, "trainer.limit_train_batches=3"))
+    return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+def test_vqgan_trains_in_the_gan_seams_with_a_warm_up_before_the_adversary(tmp_path):
+    cfg = compose_train(tmp_path, *TOKENIZER, "trainer.limit_train_batches=5", "model.adversarial_start=2",
+                        "trainer.log_every_n_steps=1")  # fmt: skip
+    seed_before = build_module(cfg)
+    trainer, module = fit(cfg)
+    g_opt, d_opt = trainer.optimizers
+    # 5 batches: G (the autoencoder) steps on each; D and the adversarial term only from G step 2 on.
+    assert (module.g_step, module.d_step) == (5, 5)
+    assert adam_steps(g_opt) == 5 and adam_steps(d_opt) == 3
+    logged = trainer.callback_metrics
+    for key in ("train/rec", "train/commit", "train/g_adv", "train/psnr", "train/perplexity", "val/psnr"):
+        assert key in logged and torch.isfinite(logged[key]), key
+    assert 1.0 <= float(logged["train/perplexity"]) <= 32.0
+    # The reconstruction grid: 2 rows (originals, reconstructions) per 8 images of the 32 held-out ones.
+    grid = Image.open(tmp_path / "run" / "reconstructions" / "epoch_0000.png")
+    assert grid.size == (8 * 18 + 2, 8 * 18 + 2)
+    changed = [not torch.equal(a, b) for a, b in zip(seed_before.generator.parameters(), module.generator.parameters())]
+    assert all(changed)
+
+
+def test_vqgan_fast_dev_run_on_digits(tmp_path):
+    trainer, module = fit(compose_train(tmp_path, *TOKENIZER, "trainer.fast_dev_run=true"))
+    assert module.g_step == 1 and "train/rec" in trainer.callback_metrics
+
+
+def test_parti_fast_dev_run_trains_the_transformer_and_leaves_the_tokenizer_frozen(tmp_path, tokenizer_ckpt):
+    cfg = compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "trainer.fast_dev_run=true",
+                        fast=False)  # fmt: skip
+    module = build_module(cfg)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer, module = fit(cfg)
+    after = module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("image_tokenizer."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("transformer."))
+    assert not module.image_tokenizer.training, "the frozen tokenizer stays in eval mode while training"
+    # Cross-entropy over a codebook of 32 starts near log(32) = 3.47.
+    assert abs(float(trainer.callback_metrics["train/ce"]) - 3.47) < 0.5
+    assert (tmp_path / "run" / "samples" / "epoch_0000.png").is_file()
+    for key in ("val/caption_acc", "val/caption_acc_unguided"):
+        assert 0.0 <= float(trainer.callback_metrics[key]) <= 1.0
+
+
+def test_condition_dropout_replaces_captions_by_the_null_caption(tmp_path, tokenizer_ckpt, monkeypatch):
+    cfg = compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", fast=False)
+    module = build_module(cfg)
+    seen = []
+    monkeypatch.setattr(module.transformer, "forward", lambda ids, mask, tokens: seen.append((ids, mask)) or
+                        torch.zeros(*tokens.shape, 32, requires_grad=True))  # fmt: skip
+    labels = torch.arange(10)
+    images = torch.zeros(10, 1, 16, 16)
+    null_ids, null_mask = module.text_tokenizer.null(1)
+    for dropout, expected_null in ((0.0, 0), (0.999999, 10)):
+        module.condition_dropout = dropout
+        module._batch_loss((images, labels), drop_conditions=True)
+        ids, mask = seen[-1]
+        is_null = (ids == null_ids).all(1) & (mask == null_mask).all(1)
+        assert int(is_null.sum()) == expected_null
+
+
+def test_sample_cli_writes_a_folder_per_prompt_and_a_captioned_grid(tmp_path, tokenizer_ckpt):
+    train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "trainer.max_epochs=1",
+                        "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))  # fmt: skip
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(ckpt)["text_tokenizer"]["words"][:2] == ["0", "1"]
+    out = tmp_path / "out"
+    cfg = compose_sample(tmp_path, f"ckpt_path={ckpt}", "prompts=[a handwritten seven,the digit 2]", "n=3")
+    paths = sample(cfg, out)
+    assert sorted(p.parent.name for p in paths) == ["a_handwritten_seven"] * 3 + ["the_digit_2"] * 3
+    assert Image.open(paths[0]).size == (16, 16)
+    grid = Image.open(out / "grid.png")
+    # Two rows of 3 images (16 px + 2 px padding), each under a 14 px caption strip.
+    assert grid.size == (3 * 18 + 2, 2 * (14 + 18 + 2))
+    with pytest.raises(ValueError, match="text-to-image checkpoint: say what to draw with prompts="):
+        sample(compose_sample(tmp_path, f"ckpt_path={ckpt}"), out)
+
+
+class FakeModel:
+    """Sample i of a call is an image filled with the value i / 100; a scorer prefers larger values."""
+
+    def sample_images(self, captions, sampling=None, generator=None):
+        return torch.arange(len(captions)).float().div(100).view(-1, 1, 1, 1).expand(-1, 1, 4, 4)
+
+
+def test_reranking_keeps_the_best_scored_candidate_of_each_group():
+    images, scores = sample_reranked(FakeModel(), "a handwritten seven", n=3, n_candidates=4,
+                                     scorer=lambda images, caption: -(images[:, 0, 0, 0] - 0.05).abs())  # fmt: skip
+    # Groups of 4: (0..3), (4..7), (8..11); closest to 0.05 in each: 3, 5, 8.
+    assert images[:, 0, 0, 0].tolist() == pytest.approx([0.03, 0.05, 0.08])
+    assert scores.tolist() == pytest.approx([-0.02, 0.0, -0.03], abs=1e-6)
+
+
+def test_caption_accuracy_counts_the_samples_read_as_the_captioned_class(tmp_path, tokenizer_ckpt):
+    module = build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", fast=False))
+
+    class ReadsEverythingAsSeven(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, images):
+            return None, torch.nn.functional.one_hot(torch.full((len(images),), 7), 10).float()
+
+    accuracy = caption_accuracy(module, ReadsEverythingAsSeven(), per_class=3, sampling=SamplingConfig(), seed=0)
+    assert accuracy == pytest.approx(1 / 10)  # only the "seven" prompt's samples count as right
