@@ -9,7 +9,20 @@ gradients: no graph walk, and the all-reduce still overlaps the backward pass.
 
 from __future__ import annotations
 
+import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import DDPStrategy
+
+
+def seed_per_rank(trainer: Trainer) -> None:
+    """Give each rank its own random stream from the run's seed.
+
+    seed_everything gives every rank the same seed: without an offset all ranks would draw the same latents,
+    penalty weights, caption templates and dropout masks, so the global batch would repeat each draw
+    world_size times.
+    """
+    if trainer.world_size > 1:
+        torch.manual_seed(torch.initial_seed() + trainer.global_rank)
 
 
 class PerNetDDPStrategy(DDPStrategy):

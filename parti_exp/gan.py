@@ -27,6 +27,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from parti_exp.distributed import seed_per_rank
 from parti_exp.ema import EMA
 from parti_exp.guard import NonFiniteGuard
 from parti_exp.losses import AdversarialLoss
@@ -91,10 +92,7 @@ class GANModule(LightningModule):
         return self.generator.latent_dim
 
     def on_fit_start(self) -> None:
-        # seed_everything gives every rank the same seed: without an offset all ranks would draw the same
-        # latents and penalty weights, so the global batch would hold each fake world_size times.
-        if self.trainer.world_size > 1:
-            torch.manual_seed(torch.initial_seed() + self.global_rank)
+        seed_per_rank(self.trainer)
 
     def configure_optimizers(self):
         """``[G's optimizer, D's optimizer]``, followed by a list of LR schedulers when the config has any."""

@@ -9,6 +9,7 @@ an unconditional prediction at sampling time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from parti_exp.distributed import seed_per_rank
 from parti_exp.parti.captions import Captioner, captioner_for
 from parti_exp.parti.sampling import SamplingConfig, sample_image_tokens
 from parti_exp.parti.text_tokenizer import WordTokenizer
@@ -29,6 +31,11 @@ def load_image_tokenizer(path: str) -> nn.Module:
     """The frozen autoencoder of a ``model=vqgan`` checkpoint (encode: images -> codes, decode: codes -> images)."""
     from parti_exp.builders import load_checkpoint, module_from_checkpoint
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"model.tokenizer_ckpt={path} does not exist: give the checkpoints/last.ckpt of a "
+            "`python -m parti_exp.train model=vqgan` run (a text-to-image checkpoint also needs it to be rebuilt)"
+        )
     module, _ = module_from_checkpoint(load_checkpoint(path))
     tokenizer = getattr(module, "tokenizer", None)
     if tokenizer is None:
@@ -91,6 +98,9 @@ class TextToImageModule(LightningModule):
         super().train(mode)
         self.image_tokenizer.eval()
         return self
+
+    def on_fit_start(self) -> None:
+        seed_per_rank(self.trainer)
 
     @property
     def latent_dim(self) -> int:

@@ -160,3 +160,18 @@ def test_caption_accuracy_counts_the_samples_read_as_the_captioned_class(tmp_pat
 
     accuracy = caption_accuracy(module, ReadsEverythingAsSeven(), per_class=3, sampling=SamplingConfig(), seed=0)
     assert accuracy == pytest.approx(1 / 10)  # only the "seven" prompt's samples count as right
+
+
+def test_a_missing_or_wrong_tokenizer_checkpoint_is_named(tmp_path, tokenizer_ckpt):
+    expected = r"model.tokenizer_ckpt=/nowhere.ckpt does not exist: give the checkpoints/last.ckpt of a `python -m"
+    with pytest.raises(FileNotFoundError, match=expected):
+        build_module(compose_train(tmp_path, *PARTI, "model.tokenizer_ckpt=/nowhere.ckpt", fast=False))
+    dcgan_run = tmp_path / "dcgan"
+    train(compose_train(dcgan_run, "trainer.limit_train_batches=1", "trainer.limit_val_batches=1"))
+    with pytest.raises(ValueError, match=r"is a GANModule checkpoint, not an image tokenizer"):
+        build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={dcgan_run / 'run/checkpoints/last.ckpt'}",
+                                   fast=False))  # fmt: skip
+    # A tokenizer trained at 16 px cannot tokenise 32 px images into the grid it was trained for.
+    with pytest.raises(ValueError, match=r"makes a \(8, 8\) token grid from 32 px images"):
+        build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "data.img_size=32",
+                                   fast=False))  # fmt: skip
