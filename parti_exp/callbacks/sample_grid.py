@@ -5,24 +5,18 @@ Fixed latents make epochs comparable: the same cell of the grid shows how one z 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch import LightningModule, Trainer
 
-from parti_exp.images import grid_uint8, save_grid
+from parti_exp.callbacks.epoch_grid import EpochGrid
 
 
-class SampleGrid(Callback):
+class SampleGrid(EpochGrid):
     def __init__(self, dirpath: str, num_samples: int = 64, every_n_epochs: int = 1, seed: int = 0) -> None:
-        if num_samples < 1 or every_n_epochs < 1:
-            raise ValueError(
-                f"sample_grid needs num_samples >= 1 and every_n_epochs >= 1, got {num_samples}, {every_n_epochs}"
-            )
-        self.dirpath = Path(dirpath)
+        if num_samples < 1:
+            raise ValueError(f"sample_grid needs num_samples >= 1, got {num_samples}")
+        super().__init__(dirpath, every_n_epochs)
         self.num_samples = num_samples
-        self.every_n_epochs = every_n_epochs
         self.seed = seed
         self.latents: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
@@ -36,21 +30,8 @@ class SampleGrid(Callback):
             # Cycle through the classes so a conditional model shows every class; ignored otherwise.
             self.labels = torch.arange(self.num_samples) % max(num_classes, 1)
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if (epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run:
-            images = pl_module.generate(self.latents, self.labels)
-            self._write(trainer, images, epoch)
-
-    @rank_zero_only
-    def _write(self, trainer: Trainer, images: torch.Tensor, epoch: int) -> None:
-        save_grid(images, self.dirpath / f"epoch_{epoch:04d}.png")
-        grid = grid_uint8(images)
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):  # W&B
-                logger.log_image(key="samples", images=[grid.permute(1, 2, 0).numpy()], step=trainer.global_step)
-            elif hasattr(logger.experiment, "add_image"):  # TensorBoard
-                logger.experiment.add_image("samples", grid, global_step=trainer.global_step)
+    def draw(self, trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
+        return pl_module.generate(self.latents, self.labels)
 
     def state_dict(self) -> dict:
         return {"latents": self.latents, "labels": self.labels}
