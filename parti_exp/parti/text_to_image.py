@@ -15,8 +15,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from omegaconf import OmegaConf
 from torch import nn
 
+from parti_exp.builders import instantiate, load_checkpoint
+from parti_exp.callbacks.config_in_checkpoint import CONFIG_KEY
 from parti_exp.distributed import seed_per_rank
 from parti_exp.parti.captions import Captioner, captioner_for
 from parti_exp.parti.sampling import SamplingConfig, sample_image_tokens
@@ -27,23 +30,27 @@ TransformerFactory = Callable[..., TextToImageTransformer]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
-def load_image_tokenizer(path: str) -> nn.Module:
-    """The frozen autoencoder of a ``model=vqgan`` checkpoint (encode: images -> codes, decode: codes -> images)."""
-    from parti_exp.builders import load_checkpoint, module_from_checkpoint
-
+def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
+    """The frozen autoencoder of a ``model=vqgan`` checkpoint (encode: images -> codes, decode: codes -> images),
+    and its net config."""
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"model.tokenizer_ckpt={path} does not exist: give the checkpoints/last.ckpt of a "
-            "`python -m parti_exp.train model=vqgan` run (a text-to-image checkpoint also needs it to be rebuilt)"
+            "`python -m parti_exp.train model=vqgan` run"
         )
-    module, _ = module_from_checkpoint(load_checkpoint(path))
-    tokenizer = getattr(module, "tokenizer", None)
-    if tokenizer is None:
+    checkpoint = load_checkpoint(path)
+    model_cfg = checkpoint[CONFIG_KEY]["model"]
+    net_cfg = model_cfg.get("generator") or {}
+    net = instantiate(net_cfg) if "_target_" in net_cfg else None
+    if not all(hasattr(net, name) for name in ("encode", "decode", "token_grid", "codebook_size")):
+        kind = str(model_cfg.get("_target_", "unknown")).rsplit(".", 1)[-1]
         raise ValueError(
-            f"model.tokenizer_ckpt={path} is a {type(module).__name__} checkpoint, not an image tokenizer: train one "
-            "first with `python -m parti_exp.train model=vqgan` and pass its checkpoints/last.ckpt"
+            f"model.tokenizer_ckpt={path} is a {kind} checkpoint, not an image tokenizer: train one first with "
+            "`python -m parti_exp.train model=vqgan` and pass its checkpoints/last.ckpt"
         )
-    return tokenizer.eval().requires_grad_(False)
+    prefix = "generator."
+    net.load_state_dict({k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
+    return net, net_cfg
 
 
 class TextToImageModule(LightningModule):
@@ -58,14 +65,24 @@ class TextToImageModule(LightningModule):
         sampling: dict | None = None,
         data_img_size: int | None = None,
         data_channels: int | None = None,
+        image_tokenizer: str | None = None,
     ) -> None:
+        """``image_tokenizer``: leave null. Checkpoints of this module record the tokenizer's net config there, so
+        that they rebuild the model on their own (the tokenizer's weights are in their state_dict). It is YAML
+        text rather than a mapping because Hydra would build a nested ``_target_`` before this module sees it."""
         super().__init__()
         if not 0.0 <= condition_dropout < 1.0:
             raise ValueError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}")
         # `dataset` may be the data config's _target_ (parti_exp.data.DigitsDataModule -> digits).
         self.captioner: Captioner = captioner_for(dataset.rsplit(".", 1)[-1].removesuffix("DataModule").lower())
         self.text_tokenizer = WordTokenizer.from_captioner(self.captioner, max_len=max_text_len)
-        self.image_tokenizer = load_image_tokenizer(tokenizer_ckpt)
+        if image_tokenizer is None:
+            self.image_tokenizer, tokenizer_config = load_image_tokenizer(tokenizer_ckpt)
+            self.image_tokenizer_yaml = OmegaConf.to_yaml(OmegaConf.create(tokenizer_config))
+        else:
+            self.image_tokenizer = instantiate(OmegaConf.create(image_tokenizer))
+            self.image_tokenizer_yaml = image_tokenizer
+        self.image_tokenizer.eval().requires_grad_(False)
         self._check_tokenizer_fits_data(tokenizer_ckpt, data_img_size, data_channels)
         self.transformer = transformer(
             text_vocab_size=self.text_tokenizer.vocab_size,
@@ -160,6 +177,12 @@ class TextToImageModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The vocabulary is part of the model: a later change to the caption templates must not renumber words.
         checkpoint["text_tokenizer"] = self.text_tokenizer.state_dict()
+        # Runs after the callbacks' hooks, so the run config is there: record the tokenizer's architecture in it
+        # (a copy: the callback keeps its own), and the checkpoint rebuilds without the tokenizer's file.
+        config = checkpoint.get(CONFIG_KEY)
+        if config is not None:
+            model = {**config["model"], "image_tokenizer": self.image_tokenizer_yaml}
+            checkpoint[CONFIG_KEY] = {**config, "model": model}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "text_tokenizer" in checkpoint:

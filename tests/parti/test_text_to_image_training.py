@@ -123,6 +123,9 @@ def test_sample_cli_writes_a_folder_per_prompt_and_a_captioned_grid(tmp_path, to
                         "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))  # fmt: skip
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert load_checkpoint(ckpt)["text_tokenizer"]["words"][:2] == ["0", "1"]
+    # The checkpoint alone rebuilds the model: sampling works with the tokenizer's own file gone.
+    moved = tokenizer_ckpt.with_name("moved.ckpt")
+    tokenizer_ckpt.rename(moved)
     out = tmp_path / "out"
     cfg = compose_sample(tmp_path, f"ckpt_path={ckpt}", "prompts=[a handwritten seven,the digit 2]", "n=3")
     paths = sample(cfg, out)
@@ -133,6 +136,7 @@ def test_sample_cli_writes_a_folder_per_prompt_and_a_captioned_grid(tmp_path, to
     assert grid.size == (3 * 18 + 2, 2 * (14 + 18 + 2))
     with pytest.raises(ValueError, match="text-to-image checkpoint: say what to draw with prompts="):
         sample(compose_sample(tmp_path, f"ckpt_path={ckpt}"), out)
+    moved.rename(tokenizer_ckpt)
 
 
 class FakeModel:
