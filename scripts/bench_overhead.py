@@ -1,7 +1,7 @@
 """Step time of the GANModule under Lightning against a hand-written PyTorch loop doing the same work:
 same nets (built from the same config), data, optimizers, batch size and update schedule.
 
-    python scripts/bench_overhead.py [--model dcgan] [--steps 20] [--repeats 5]
+    python scripts/bench_overhead.py [--model dcgan] [--steps 20] [--repeats 5] [OVERRIDE ...]
 
 Prints seconds per step for both and the ratio framework / hand loop (goal <= 1.03).
 """
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps; warmup + steps <= 25 (one digits epoch)")
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("overrides", nargs="*", help="more config overrides for both, e.g. model.guard=null")
     args = parser.parse_args()
     overrides = [
         f"model={args.model}",
@@ -71,6 +72,7 @@ def main() -> None:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "trainer.enable_checkpointing=false",
+        *args.overrides,
     ]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
