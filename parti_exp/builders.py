@@ -95,7 +95,8 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={path} does not exist (or is not a file)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        # Memory-mapped: checks that read only the stored config (a resume's) do not read every tensor.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as error:  # torch raises several types for a non-checkpoint file
         raise ValueError(f"ckpt_path={path} is not a readable PyTorch checkpoint: {error}") from error
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
