@@ -9,9 +9,12 @@ gradients: no graph walk, and the all-reduce still overlaps the backward pass.
 
 from __future__ import annotations
 
+from typing import Callable, Protocol, runtime_checkable
+
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import DDPStrategy
+from torch import nn
 
 
 def seed_per_rank(trainer: Trainer) -> None:
@@ -25,12 +28,18 @@ def seed_per_rank(trainer: Trainer) -> None:
         torch.manual_seed(torch.initial_seed() + trainer.global_rank)
 
 
+@runtime_checkable
+class DistributesNets(Protocol):
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
+        """Train each net through ``wrap(net)``; None undoes it."""
+
+
 class PerNetDDPStrategy(DDPStrategy):
-    """DDPStrategy for modules with ``distribute(wrap)`` (the GANModule); any other module gets plain DDP."""
+    """DDPStrategy for modules with ``distribute(wrap)`` (the adversarial ones); any other module gets plain DDP."""
 
     def configure_ddp(self) -> None:
         module = self.model
-        if not hasattr(module, "distribute"):
+        if not isinstance(module, DistributesNets):
             super().configure_ddp()
             return
         if self._ddp_comm_hook is not None or self._model_averaging_period is not None:
@@ -41,6 +50,6 @@ class PerNetDDPStrategy(DDPStrategy):
 
     def teardown(self) -> None:
         module = self.lightning_module
-        if module is not None and hasattr(module, "distribute"):
+        if isinstance(module, DistributesNets):
             module.distribute(None)
         super().teardown()

@@ -13,10 +13,12 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
-from parti_exp.builders import instantiate, load_checkpoint, module_from_checkpoint
-from parti_exp.metrics.callback import ImageQualityMetrics, dataset_name
+from parti_exp.builders import resolve_device
+from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.instantiate import instantiate
+from parti_exp.metrics.callback import ImageQualityMetrics
 from parti_exp.metrics.folder_images import folder_batches, image_files
-from parti_exp.sample import resolve_device
+from parti_exp.metrics.generated_images import MakesImagesForMetrics
 
 
 def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -43,7 +45,10 @@ def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, override
 
 
 def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
-    module, train_cfg = module_from_checkpoint(load_checkpoint(cfg.ckpt_path))
+    module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
+    if not isinstance(module, MakesImagesForMetrics):
+        raise ValueError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint, which generates no images to "
+                         "measure (model=vqgan reconstructs them)")  # fmt: skip
     metrics_cfg = stored_or_composed("metrics", cfg, train_cfg, overrides)
     if not metrics_cfg.get("_target_"):
         raise ValueError(
@@ -60,7 +65,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
         **values,
         "num_fake": callback.num_fake,
         "num_real": callback.metrics.num_real,
-        "real": f"{dataset_name(datamodule)} {callback.real_split} split",
+        "real": f"{datamodule.name} {callback.real_split} split",
         "fake": str(cfg.ckpt_path),
     }
 

@@ -1,4 +1,4 @@
-"""The GANModule: one LightningModule that trains any generator/discriminator pair.
+"""The adversarial training loop (``AdversarialModule``) and the latent-to-image GAN that it trains (``GANModule``).
 
 Manual optimization, because a GAN alternates two optimizers on two objectives. Each
 ``training_step`` takes one real batch and makes one D update; every ``n_critic``-th D update is
@@ -8,8 +8,8 @@ algorithm), and an epoch means one pass of D over the data whatever ``n_critic``
 Lightning's ``trainer.global_step`` counts every ``optimizer.step()`` (D and G alike), so the module
 keeps its own ``g_step`` / ``d_step`` counters, saved in the checkpoint, for the schedule and logs.
 
-Two seams let a model that is not a plain latent-to-image GAN train here unchanged (the VQGAN image tokenizer
-does): ``make_fakes`` says what G produces from a batch and which extra terms G's loss has, and
+A model says what G produces from a batch, and which extra terms G's loss has, in ``make_fakes``: the
+``GANModule`` maps latents to images, the VQGAN image tokenizer (``parti_exp.vqgan``) reconstructs the batch.
 ``adversarial_weight`` can switch the adversarial game off (no D update, no adversarial term) for a warm-up.
 
 Options any model can switch on from its config: a moving average of G's weights (``ema``) used for all
@@ -20,24 +20,34 @@ once per G or D step (``g_scheduler`` / ``d_scheduler``).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from typing import Callable, Mapping
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
 from parti_exp.distributed import seed_per_rank
 from parti_exp.ema import EMA
+from parti_exp.eval_mode import eval_mode
 from parti_exp.guard import NonFiniteGuard
 from parti_exp.losses import AdversarialLoss
+from parti_exp.nets import ImageGenerator
+from parti_exp.regularizers import Regularizer
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 Augment = Callable[[torch.Tensor], torch.Tensor]
 
+log = logging.getLogger(__name__)
 
-class GANModule(LightningModule):
+
+class AdversarialModule(LightningModule):
+    """G against D: the optimizers, the n_critic schedule, EMA, augmentation, penalties, clipping and the guard.
+    A subclass implements ``make_fakes``."""
+
     def __init__(
         self,
         generator: nn.Module,
@@ -45,7 +55,7 @@ class GANModule(LightningModule):
         loss: AdversarialLoss,
         g_optimizer: OptimizerFactory,
         d_optimizer: OptimizerFactory,
-        regularizers: Mapping[str, Callable] | None = None,
+        regularizers: Mapping[str, Regularizer] | None = None,
         n_critic: int = 1,
         grad_clip_val: float | None = None,
         ema: EMA | None = None,
@@ -59,8 +69,6 @@ class GANModule(LightningModule):
             raise ValueError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
         if grad_clip_val is not None and grad_clip_val <= 0:
             raise ValueError(f"model.grad_clip_val must be > 0 or null, got {grad_clip_val}")
-        if type(self).make_fakes is GANModule.make_fakes and not hasattr(generator, "latent_dim"):
-            raise TypeError(f"{type(generator).__name__} must expose `latent_dim` to be used as a generator")
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -87,9 +95,19 @@ class GANModule(LightningModule):
         """Train G and D through ``wrap(net)`` (e.g. each in its own DistributedDataParallel); None undoes it."""
         self._replicas = {} if wrap is None else {"g": wrap(self.generator), "d": wrap(self.discriminator)}
 
-    @property
-    def latent_dim(self) -> int:
-        return self.generator.latent_dim
+    def compile_nets(self) -> None:
+        """torch.compile G and D in place (``nn.Module.compile`` keeps the state_dict keys, so checkpoints stay
+        loadable without compiling). A D whose regularizers differentiate through it twice (gradient penalty, R1)
+        stays eager: torch.compile does not support double backward."""
+        self.generator.compile()
+        if self.regularizers:
+            log.warning(
+                "compile=true: the discriminator stays eager because its regularizers (%s) need double backward, "
+                "which torch.compile does not support; the generator is compiled",
+                ", ".join(self.regularizers),
+            )
+        else:
+            self.discriminator.compile()
 
     def on_fit_start(self) -> None:
         seed_per_rank(self.trainer)
@@ -131,27 +149,9 @@ class GANModule(LightningModule):
             )
         return int(d_steps)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(z, labels)
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
-
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from given latents, with the generator (its moving average when EMA is on) in
-        eval mode (running BN stats)."""
-        net = self.generator if self.generator_ema is None else self.generator_ema
-        was_training = net.training
-        net.eval()
-        try:
-            return net(z.to(self.device), None if labels is None else labels.to(self.device)).float()
-        finally:
-            net.train(was_training)
-
     def make_fakes(self, real: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
-        """What G makes for this batch, and the terms G's loss adds to the adversarial one (none for a GAN)."""
-        return self._replicas.get("g", self.generator)(self.sample_latent(real.shape[0]), labels), {}
+        """What G makes for this batch, and the terms G's loss adds to the adversarial one."""
+        raise NotImplementedError(f"{type(self).__name__} must implement make_fakes")
 
     def adversarial_weight(self) -> float:
         """The adversarial term's weight in G's loss at this step; 0 also skips D's update."""
@@ -202,7 +202,7 @@ class GANModule(LightningModule):
             critic = lambda images: discriminator(images, labels)
             for name, regularizer in self.regularizers.items():
                 # Lazy regularization: a penalty with `every` = k runs on one D step in k and scales itself.
-                if self.d_step % getattr(regularizer, "every", 1):
+                if self.d_step % regularizer.every:
                     continue
                 penalty = regularizer(critic, real, fake, grad_scale=self._loss_scale())
                 logs[f"train/{name}"] = penalty.detach()
@@ -268,7 +268,8 @@ class GANModule(LightningModule):
 
     def _loss_scale(self) -> float:
         """The GradScaler's current scale under 16-mixed, else 1 (penalties take gradients by hand)."""
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        plugin = self.trainer.precision_plugin if self._trainer is not None else None
+        scaler = plugin.scaler if isinstance(plugin, MixedPrecision) else None
         return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -278,3 +279,37 @@ class GANModule(LightningModule):
         steps = checkpoint.get("gan_steps", {})
         self.g_step = int(steps.get("g_step", 0))
         self.d_step = int(steps.get("d_step", 0))
+
+
+class GANModule(AdversarialModule):
+    """A GAN in the usual sense: G maps latents (and, for conditional nets, labels) to images."""
+
+    def __init__(self, generator: nn.Module, *args, **kwargs) -> None:
+        if not isinstance(generator, ImageGenerator):
+            raise TypeError(f"{type(generator).__name__} must expose `latent_dim` to be used as a generator")
+        super().__init__(generator, *args, **kwargs)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, labels)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from given latents, with the generator (its moving average when EMA is on) in
+        eval mode (running BN stats)."""
+        net = self.generator if self.generator_ema is None else self.generator_ema
+        with eval_mode(net):
+            return net(z.to(self.device), None if labels is None else labels.to(self.device)).float()
+
+    def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        # Latents from the caller's (CPU) generator: the same seed gives the same images on any device.
+        return self.generate(torch.randn(n, self.latent_dim, generator=generator), labels)
+
+    def make_fakes(self, real: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+        return self._replicas.get("g", self.generator)(self.sample_latent(real.shape[0]), labels), {}

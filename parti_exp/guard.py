@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 REMEDY = (
     "lower the learning rates, clip gradients (model.grad_clip_val), prefer precision=bf16-mixed to 16-mixed, "
-    "or set guard.skip_nonfinite=true to skip such steps"
+    "or set model.guard.skip_nonfinite=true to skip such steps"
 )
 
 

@@ -1,16 +1,23 @@
 """Discriminator regularizers: penalties added to the D loss, computed from the critic itself.
 
-Each is called as ``regularizer(critic, real, fake, grad_scale)``. One with an ``every`` attribute k is
-applied by the training loop on every k-th D step only, and scales itself to make up for the others.
+Each is called as ``regularizer(critic, real, fake, grad_scale)`` and has an ``every`` attribute k: the training
+loop applies it on every k-th D step only, and it scales itself to make up for the others (lazy regularization).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Regularizer(Protocol):
+    every: int
+
+    def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+        ...
 
 
 class GradientPenalty:
@@ -23,6 +30,7 @@ class GradientPenalty:
     """
 
     name = "gp"
+    every = 1  # the penalty of WGAN-GP's algorithm: on every critic step
 
     def __init__(self, weight: float = 10.0) -> None:
         if weight < 0:

@@ -13,32 +13,37 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
-from parti_exp.builders import instantiate, load_checkpoint, module_from_checkpoint
+from parti_exp.builders import resolve_device
+from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.gan import GANModule
 from parti_exp.images import save_captioned_grid, save_each, save_grid
+from parti_exp.instantiate import instantiate
+from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.parti.rerank import ClassifierScorer, sample_reranked
+from parti_exp.parti.sampling import SamplingConfig
+from parti_exp.parti.text_to_image import TextToImageModule
 
 GRID_SIZE = 256  # images shown in grid.png; the rest only as files
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     """Write ``cfg.n`` images from ``cfg.ckpt_path`` to ``out_dir``; return the per-image paths."""
     if cfg.n < 1 or cfg.batch_size < 1:
         raise ValueError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
-    module, train_cfg = module_from_checkpoint(load_checkpoint(cfg.ckpt_path))
+    module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
     module = module.to(resolve_device(cfg.device))
-    if cfg.get("prompts") is not None:
+    if isinstance(module, TextToImageModule):
+        if cfg.get("prompts") is None:
+            raise ValueError(f"{cfg.ckpt_path} is a text-to-image checkpoint: say what to draw with "
+                             "prompts='[\"a handwritten seven\"]'")  # fmt: skip
         return sample_prompts(module, train_cfg, cfg, out_dir)
-    if hasattr(module, "sample_images"):
-        raise ValueError(f"{cfg.ckpt_path} is a text-to-image checkpoint: say what to draw with "
-                         "prompts='[\"a handwritten seven\"]'")  # fmt: skip
-    if getattr(module, "tokenizer", None) is not None:
-        raise ValueError(f"{cfg.ckpt_path} is an image tokenizer (model=vqgan): it reconstructs images, it does not "
-                         "sample them; train model=parti with model.tokenizer_ckpt pointing at it")  # fmt: skip
+    if cfg.get("prompts") is not None:
+        raise ValueError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
+                         f"{type(module).__name__}")  # fmt: skip
+    if not isinstance(module, GANModule):
+        raise ValueError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint (model=vqgan: an image tokenizer): "
+                         "it reconstructs images, it does not sample them; train model=parti with "
+                         "model.tokenizer_ckpt pointing at it")  # fmt: skip
     num_classes = int(train_cfg.data.get("num_classes") or 1)
     classes = torch.tensor(list(cfg.classes)) if cfg.classes is not None else torch.arange(num_classes)
     if ((classes < 0) | (classes >= num_classes)).any():
@@ -62,20 +67,12 @@ def prompt_folder(prompt: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in prompt.strip().lower()) or "prompt"
 
 
-def sample_prompts(module, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
+def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
     """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
-    if not hasattr(module, "sample_images"):
-        raise ValueError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
-                         f"{type(module).__name__}")  # fmt: skip
-    from parti_exp.parti.rerank import ClassifierScorer, sample_reranked
-    from parti_exp.parti.sampling import SamplingConfig
-
     prompts = list(cfg.prompts)
     sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
     scorer = None
     if cfg.n_candidates > 1:
-        from parti_exp.metrics.digit_classifier import load_or_train_classifier
-
         datamodule = instantiate(train_cfg.data)
         datamodule.setup("fit")
         classifier = load_or_train_classifier(datamodule.train_set, datamodule.val_set, datamodule.num_classes,

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Sequence
 
 import hydra
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer, seed_everything
 from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from parti_exp.callbacks.preemption import Preempted
+from parti_exp.checkpoints import check_resumable, resolve_ckpt_path
 from parti_exp.config_checks import check_train_config
 from parti_exp.hydra_ddp import hydra_job_for_ddp
 from parti_exp.loggers import close_loggers, log_config
-from parti_exp.resume import check_resumable, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and return the final callback metrics (floats). A run stopped by a preemption signal returns the
-    metrics it had, after saving and reporting its checkpoint."""
+@dataclass
+class TrainResult:
+    """What a run built and measured: the final callback metrics (floats) and the live objects."""
+
+    metrics: dict[str, float]
+    datamodule: LightningDataModule
+    module: LightningModule
+    trainer: Trainer
+
+
+def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Fit as the command line does. ``extra_callbacks`` join those of the config (tests record with them). A run
+    stopped by a preemption signal returns what it had, after saving and reporting its checkpoint."""
     check_train_config(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if ckpt_path is not None:
@@ -30,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
     loggers = build_loggers(cfg)
-    trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+    trainer = build_trainer(cfg, [*build_callbacks(cfg), *extra_callbacks], loggers)
     log_config(loggers, cfg)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -38,15 +50,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.warning("%s", preempted)
     finally:
         close_loggers(loggers)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return TrainResult(metrics, datamodule, module, trainer)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with hydra_job_for_ddp():
-        metrics = train(cfg)
+        result = train(cfg)
     # Sweepers (Optuna) minimise/maximise what main returns.
-    return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+    return result.metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 
 
 if __name__ == "__main__":

@@ -19,13 +19,15 @@ from step_timing import compose_train, describe_machine, framework_step_time
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_module
-from parti_exp.gan import GANModule
+from parti_exp.gan import AdversarialModule
 
+# The models of the adversarial loop: `_gan` is their shared base, parti needs a trained tokenizer.
+ADVERSARIAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in ("_gan", "parti"))
 SETTINGS = {"default": ["trainer=cpu"], "quickstart": ["experiment=quickstart"]}
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
-def parameter_counts(module: GANModule) -> tuple[int, int]:
+def parameter_counts(module: AdversarialModule) -> tuple[int, int]:
     return sum(p.numel() for p in module.generator.parameters()), sum(
         p.numel() for p in module.discriminator.parameters()
     )
@@ -36,7 +38,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--models", nargs="*", default=sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
+    parser.add_argument("--models", nargs="*", default=ADVERSARIAL_MODELS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from hydra import compose, initialize_config_dir
+from lightning.pytorch import Callback, LightningModule
 from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
@@ -64,3 +66,14 @@ def run_entry_point(
     )  # fmt: skip
     assert not check or result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+class BeforeFit(Callback):
+    """Calls ``change(module)`` once the run has built its module, before the first step: a test's way to swap in
+    a recording regularizer or augmentation while ``train`` builds everything else as the command line does."""
+
+    def __init__(self, change: Callable[[LightningModule], None]) -> None:
+        self.change = change
+
+    def setup(self, trainer, pl_module: LightningModule, stage: str) -> None:
+        self.change(pl_module)

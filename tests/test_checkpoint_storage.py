@@ -7,8 +7,7 @@ import subprocess
 import pytest
 import torch
 
-from parti_exp.builders import load_checkpoint
-from parti_exp.checkpoint_io import CheckpointWriteError
+from parti_exp.checkpoints import CheckpointWriteError, read_checkpoint
 from parti_exp.train import train
 
 RUN = ["trainer.limit_train_batches=5", "trainer.limit_val_batches=1", "callbacks.model_checkpoint.every_n_g_steps=2"]
@@ -48,7 +47,7 @@ def test_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(cfg_factory, 
                                                    r"device\); the previous last.ckpt is intact"):  # fmt: skip
         train(cfg_factory(*RUN, f"callbacks.model_checkpoint.dirpath={disk}"))
     assert sorted(p.name for p in disk.iterdir()) == ["last.ckpt"], "no partial file left behind"
-    assert load_checkpoint(disk / "last.ckpt")["gan_steps"]["g_step"] == 2
+    assert read_checkpoint(disk / "last.ckpt")["gan_steps"]["g_step"] == 2
 
 
 def test_read_only_checkpoint_directory_stops_the_run_and_keeps_the_previous_checkpoint(
@@ -63,5 +62,5 @@ def test_read_only_checkpoint_directory_stops_the_run_and_keeps_the_previous_che
         # Without the version counter the run writes last.ckpt again, as a resumed run in its own directory does.
         train(cfg_factory(*RUN, f"callbacks.model_checkpoint.dirpath={read_only}",
                           "+callbacks.model_checkpoint.enable_version_counter=false"))  # fmt: skip
-    after = load_checkpoint(read_only / "last.ckpt")["state_dict"]
+    after = read_checkpoint(read_only / "last.ckpt")["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -5,7 +5,8 @@ import torch
 from lightning.pytorch import Callback
 from torch import nn
 
-from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer, load_checkpoint
+from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer
+from parti_exp.checkpoints import read_checkpoint
 from parti_exp.ema import EMA
 
 
@@ -110,6 +111,6 @@ def test_gan_module_samples_from_the_average_and_checkpoints_it(cfg_factory, tmp
     z = torch.randn(4, module.latent_dim)
     module.generator_ema.eval()
     torch.testing.assert_close(module.generate(z), module.generator_ema(z))
-    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
+    state = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
     names = [name for name, _ in module.generator_ema.named_parameters()]
     torch.testing.assert_close(torch.cat([state[f"generator_ema.{name}"].flatten() for name in names]), average)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-from parti_exp.builders import load_checkpoint
+from parti_exp.checkpoints import read_checkpoint
 from parti_exp.train import train
 
 TINY = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
@@ -75,4 +75,4 @@ def test_a_checkpoint_with_other_image_channels(cfg_factory, tmp_path, digits_ch
     torch.save(checkpoint, rgb)
     with pytest.raises(ValueError, match=r"data.channels: checkpoint 3, this run 1"):
         train(cfg_factory(*TINY, f"ckpt_path={rgb}"))
-    assert load_checkpoint(digits_checkpoint)["gan_steps"]["g_step"] == 2, "the checkpoint itself is untouched"
+    assert read_checkpoint(digits_checkpoint)["gan_steps"]["g_step"] == 2, "the checkpoint itself is untouched"

@@ -4,23 +4,10 @@ import pytest
 import torch
 from lightning.pytorch import seed_everything
 
-from parti_exp.builders import (
-    build_callbacks,
-    build_datamodule,
-    build_loggers,
-    build_module,
-    build_trainer,
-    load_checkpoint,
-    module_from_checkpoint,
-)
+from parti_exp.builders import build_module
+from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.gan import GANModule
-
-
-def fit(cfg):
-    datamodule, module = build_datamodule(cfg), build_module(cfg)
-    trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
-    trainer.fit(module, datamodule=datamodule)
-    return trainer, module
+from parti_exp.train import train
 
 
 def adam_steps(optimizer: torch.optim.Optimizer) -> int:
@@ -33,7 +20,8 @@ def adam_steps(optimizer: torch.optim.Optimizer) -> int:
 @pytest.mark.parametrize("model,n_critic,k", [("wgan_gp", 5, 12), ("dcgan", 1, 7), ("dcgan", 3, 9)])
 def test_n_critic_schedule(cfg_factory, model, n_critic, k):
     cfg = cfg_factory(f"model={model}", f"model.n_critic={n_critic}", f"trainer.limit_train_batches={k}")
-    trainer, module = fit(cfg)
+    run = train(cfg)
+    trainer, module = run.trainer, run.module
     g_opt, d_opt = trainer.optimizers
     assert module.d_step == k
     assert module.g_step == k // n_critic
@@ -59,7 +47,8 @@ def test_fast_dev_run_on_digits_steps_both_nets_and_logs(cfg_factory, model, fas
     seed_everything(cfg.seed)
     before = build_module(cfg)
     seed_everything(cfg.seed)  # the same initial weights in the trained module
-    trainer, module = fit(cfg)
+    run = train(cfg)
+    trainer, module = run.trainer, run.module
     assert (module.d_step, module.g_step) == steps
     for name in ("generator", "discriminator"):
         old = torch.cat([p.flatten() for p in getattr(before, name).parameters()])
@@ -76,7 +65,8 @@ def test_fast_dev_run_on_digits_steps_both_nets_and_logs(cfg_factory, model, fas
 
 def test_bf16_mixed_precision_trains_on_cpu(cfg_factory):
     cfg = cfg_factory("model=wgan_gp", "precision=bf16-mixed", "trainer.fast_dev_run=5")
-    trainer, module = fit(cfg)
+    run = train(cfg)
+    trainer, module = run.trainer, run.module
     assert trainer.precision == "bf16-mixed"
     assert module.g_step == 1
     assert all(torch.isfinite(p).all() for p in module.parameters())
@@ -86,13 +76,13 @@ def test_bf16_mixed_precision_trains_on_cpu(cfg_factory):
 def test_gradient_clipping_bounds_the_last_gradients(cfg_factory):
     clip = 0.01
     # No validation pass: it would clear the gradients under inspection.
-    _, module = fit(
+    module = train(
         cfg_factory(f"model.grad_clip_val={clip}", "trainer.limit_train_batches=3", "trainer.limit_val_batches=0")
-    )
+    ).module
     for net in (module.generator, module.discriminator):
         norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None]))
         assert norm <= clip * (1 + 1e-4)
-    _, unclipped = fit(cfg_factory("trainer.limit_train_batches=3", "trainer.limit_val_batches=0"))
+    unclipped = train(cfg_factory("trainer.limit_train_batches=3", "trainer.limit_val_batches=0")).module
     norm = torch.linalg.vector_norm(
         torch.stack([p.grad.norm() for p in unclipped.discriminator.parameters() if p.grad is not None])
     )
@@ -101,8 +91,8 @@ def test_gradient_clipping_bounds_the_last_gradients(cfg_factory):
 
 def test_checkpoint_holds_counters_and_config_and_rebuilds_the_generator(cfg_factory, tmp_path):
     cfg = cfg_factory("model=wgan_gp", "trainer.limit_train_batches=10")
-    _, module = fit(cfg)
-    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    module = train(cfg).module
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert checkpoint["gan_steps"] == {"g_step": 2, "d_step": 10}
     rebuilt, stored_cfg = module_from_checkpoint(checkpoint)
     assert isinstance(rebuilt, GANModule) and stored_cfg.model.n_critic == 5
@@ -112,7 +102,7 @@ def test_checkpoint_holds_counters_and_config_and_rebuilds_the_generator(cfg_fac
 
 
 def test_training_writes_grids_curves_and_csv(cfg_factory, tmp_path):
-    fit(cfg_factory("trainer.max_epochs=2", "trainer.limit_train_batches=10", "trainer.log_every_n_steps=2"))
+    train(cfg_factory("trainer.max_epochs=2", "trainer.limit_train_batches=10", "trainer.log_every_n_steps=2"))
     run = tmp_path / "run"
     grids = sorted(p.name for p in (run / "samples").glob("*.png"))
     assert grids == ["epoch_0000.png", "epoch_0001.png"]

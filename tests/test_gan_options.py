@@ -1,19 +1,14 @@
 """The GANModule's optional seams, through real fits: lazy regularizers, augmentation of D's inputs and
 learning-rate schedules stepped per G / D step. (The generator EMA is in test_ema.py.)"""
 
+import math
+
 import pytest
-import torch
+from hydra_compose import BeforeFit
 from lightning.pytorch import Callback
 
 from parti_exp.augment import DiffAugment
-from parti_exp.builders import build_datamodule, build_module, build_trainer
-
-
-def fit(cfg, module=None, callbacks=()):
-    module = module or build_module(cfg)
-    trainer = build_trainer(cfg, list(callbacks), [])
-    trainer.fit(module, datamodule=build_datamodule(cfg))
-    return trainer, module
+from parti_exp.train import train
 
 
 class StepRecorder:
@@ -28,20 +23,24 @@ class StepRecorder:
 
 
 def test_a_regularizer_with_every_k_runs_on_every_kth_d_step(cfg_factory):
+    recorders = {}
+
+    def install(module):
+        recorders.update(lazy=StepRecorder(module, every=3), eager=StepRecorder(module, every=1))
+        module.regularizers.update(recorders)
+
     cfg = cfg_factory("trainer.limit_train_batches=7", "trainer.limit_val_batches=0")
-    module = build_module(cfg)
-    lazy, eager = StepRecorder(module, every=3), StepRecorder(module, every=1)
-    module.regularizers.update(lazy=lazy, eager=eager)
-    fit(cfg, module)
+    module = train(cfg, [BeforeFit(install)]).module
+    lazy, eager = recorders["lazy"], recorders["eager"]
     assert module.d_step == 7
     assert lazy.applied_at == [0, 3, 6]
     assert eager.applied_at == list(range(7))
 
 
 def test_lazy_r1_from_the_loss_config_is_logged_when_applied(cfg_factory):
-    trainer, module = fit(cfg_factory("loss=ns_r1", "loss.regularizers.r1.every=2", "trainer.limit_train_batches=3"))
-    assert module.regularizers["r1"].every == 2
-    assert trainer.callback_metrics["train/r1"] > 0
+    run = train(cfg_factory("loss=ns_r1", "loss.regularizers.r1.every=2", "trainer.limit_train_batches=3"))
+    assert run.module.regularizers["r1"].every == 2
+    assert run.metrics["train/r1"] > 0
 
 
 class Zeroing:
@@ -56,13 +55,13 @@ class Zeroing:
 
 
 def test_discriminator_sees_real_and_fake_through_the_augmentation_in_both_updates(cfg_factory):
+    zeroing = Zeroing()
     cfg = cfg_factory("trainer.limit_train_batches=2", "trainer.limit_val_batches=0")
-    module = build_module(cfg)
-    module.augment = Zeroing()
-    trainer, _ = fit(cfg, module)
-    assert module.augment.calls == 2 * 2 + 2  # real and fake per D step, fake per G step
+    run = train(cfg, [BeforeFit(lambda module: setattr(module, "augment", zeroing))])
+    module = run.module
+    assert zeroing.calls == 2 * 2 + 2  # real and fake per D step, fake per G step
     # D saw two blank batches: the same logits for real and fake
-    assert trainer.callback_metrics["train/d_real"] == trainer.callback_metrics["train/d_fake"]
+    assert run.metrics["train/d_real"] == run.metrics["train/d_fake"]
     # G's gradient went through the augmentation: blank images carry none, so G has no gradient at all
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in module.generator.parameters())
 
@@ -73,9 +72,9 @@ def test_diffaugment_policy_from_the_command_line(cfg_factory):
         'model.augment={_target_: parti_exp.augment.DiffAugment, policy: "color,translation,cutout"}',
         "trainer.fast_dev_run=true",
     )
-    trainer, module = fit(cfg)
-    assert isinstance(module.augment, DiffAugment) and module.augment.policy == "color,translation,cutout"
-    assert module.g_step == 1 and torch.isfinite(trainer.callback_metrics["train/g_loss"])
+    run = train(cfg)
+    assert isinstance(run.module.augment, DiffAugment) and run.module.augment.policy == "color,translation,cutout"
+    assert run.module.g_step == 1 and math.isfinite(run.metrics["train/g_loss"])
 
 
 class LearningRates(Callback):
@@ -94,9 +93,9 @@ class LearningRates(Callback):
 def test_linear_decay_steps_each_net_to_zero_over_the_run(cfg_factory, limits):
     # sngan: n_critic=5 and LinearLR to zero for both nets with total_iters null (the run's length).
     lrs = LearningRates()
-    trainer, module = fit(cfg_factory("model=sngan", *limits, "trainer.limit_val_batches=0"), callbacks=[lrs])
-    assert (module.d_step, module.g_step) == (10, 2)
-    g_scheduler, d_scheduler = (config.scheduler for config in trainer.lr_scheduler_configs)
+    run = train(cfg_factory("model=sngan", *limits, "trainer.limit_val_batches=0"), [lrs])
+    assert (run.module.d_step, run.module.g_step) == (10, 2)
+    g_scheduler, d_scheduler = (config.scheduler for config in run.trainer.lr_scheduler_configs)
     assert (g_scheduler.total_iters, d_scheduler.total_iters) == (2, 10)
     # stepped after every D step, and after every G step (the 5th and 10th batches)
     assert lrs.d == pytest.approx([2e-4 * (1 - k / 10) for k in range(1, 11)])
@@ -104,11 +103,11 @@ def test_linear_decay_steps_each_net_to_zero_over_the_run(cfg_factory, limits):
 
 
 def test_an_explicit_schedule_length_is_kept(cfg_factory):
-    trainer, _ = fit(cfg_factory("model=sngan", "model.d_scheduler.total_iters=100", "trainer.limit_train_batches=5"))
-    g_scheduler, d_scheduler = (config.scheduler for config in trainer.lr_scheduler_configs)
+    run = train(cfg_factory("model=sngan", "model.d_scheduler.total_iters=100", "trainer.limit_train_batches=5"))
+    g_scheduler, d_scheduler = (config.scheduler for config in run.trainer.lr_scheduler_configs)
     assert (g_scheduler.total_iters, d_scheduler.total_iters) == (1, 100)
 
 
 def test_a_schedule_over_an_endless_run_asks_for_a_length(cfg_factory):
     with pytest.raises(ValueError, match="finite run.*total_iters"):
-        fit(cfg_factory("model=sngan", "trainer.max_epochs=-1", "trainer.limit_train_batches=5"))
+        train(cfg_factory("model=sngan", "trainer.max_epochs=-1", "trainer.limit_train_batches=5"))

@@ -1,12 +1,12 @@
 """The non-finite guard: a NaN loss stops the run before the update, naming the step and the loss, and leaves the
-last checkpoint as it was; with guard.skip_nonfinite=true the step is skipped and counted instead."""
+last checkpoint as it was; with model.guard.skip_nonfinite=true the step is skipped and counted instead."""
 
 import math
 
 import pytest
 import torch
 
-from parti_exp.builders import load_checkpoint
+from parti_exp.checkpoints import read_checkpoint
 from parti_exp.guard import NonFiniteError, NonFiniteGuard
 from parti_exp.losses import NonSaturatingLoss
 from parti_exp.train import train
@@ -31,16 +31,16 @@ def test_nan_loss_stops_with_step_and_loss_and_keeps_the_last_good_checkpoint(cf
     nan_generator_loss_at(monkeypatch, 3)
     with pytest.raises(NonFiniteError, match=r"non-finite g_loss=nan at G step 3: stopped before applying"):
         train(cfg_factory(*RUN))
-    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    last = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert last["gan_steps"] == {"g_step": 3, "d_step": 3}, "the checkpoint of the last good step"
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values() if t.is_floating_point())
 
 
 def test_skip_nonfinite_skips_and_counts_the_step_and_training_goes_on(cfg_factory, tmp_path, monkeypatch):
     nan_generator_loss_at(monkeypatch, 2)
-    metrics = train(cfg_factory(*RUN, "guard.skip_nonfinite=true", "trainer.log_every_n_steps=1"))
+    metrics = train(cfg_factory(*RUN, "model.guard.skip_nonfinite=true", "trainer.log_every_n_steps=1")).metrics
     assert metrics["train/skipped_steps"] == 1.0
-    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    last = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert last["gan_steps"] == {"g_step": 6, "d_step": 6}
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values() if t.is_floating_point())
     # G's Adam stepped once less than G's step counter: the skipped update never reached the weights.

@@ -6,20 +6,13 @@ import torch
 from hydra_compose import compose_sample
 from PIL import Image
 
-from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer
 from parti_exp.nets.cgan_pd import ConditionalResNetGenerator
 from parti_exp.sample import sample
-
-
-def fit(cfg):
-    datamodule, module = build_datamodule(cfg), build_module(cfg)
-    trainer = build_trainer(cfg, build_callbacks(cfg), [])
-    trainer.fit(module, datamodule=datamodule)
-    return trainer, module
+from parti_exp.train import train
 
 
 def test_conditional_sampling_uses_the_requested_classes(cfg_factory, tmp_path, monkeypatch):
-    fit(cfg_factory("model=cgan_pd", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0"))
+    train(cfg_factory("model=cgan_pd", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0"))
     seen = []
     forward = ConditionalResNetGenerator.forward
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from hydra_compose import REPO_ROOT, run_entry_point, subprocess_env
 
-from parti_exp.builders import load_checkpoint
+from parti_exp.checkpoints import read_checkpoint
 
 ARGS = [
     "experiment=quickstart",
@@ -38,7 +38,7 @@ def test_sigterm_saves_exits_cleanly_and_the_run_resumes(tmp_path):
     output = stdout + stderr  # Hydra's job logging writes to stdout, Lightning's to stderr
 
     assert process.returncode == 0, output[-3000:]
-    saved = load_checkpoint(last)
+    saved = read_checkpoint(last)
     g_step = saved["gan_steps"]["g_step"]
     assert f"received SIGTERM: saved {last} at G step {g_step} and stopped; resume with ckpt_path={last}" in output
     assert 0 < g_step < 100 * 20
@@ -49,6 +49,6 @@ def test_sigterm_saves_exits_cleanly_and_the_run_resumes(tmp_path):
         "parti_exp.train", *ARGS, f"trainer.max_epochs={epochs_done + 2}", f"hydra.run.dir={run_dir}", "ckpt_path=last"
     )
     assert f"Restoring states from the checkpoint path at {last}" in result.stdout + result.stderr
-    resumed = load_checkpoint(last)
+    resumed = read_checkpoint(last)
     assert resumed["epoch"] == epochs_done + 1  # 0-based index of the last finished epoch
     assert resumed["gan_steps"]["g_step"] == (epochs_done + 2) * 20

@@ -8,8 +8,8 @@ import signal
 import pytest
 import torch
 
-from parti_exp.builders import load_checkpoint
 from parti_exp.callbacks.preemption import Preempted
+from parti_exp.checkpoints import read_checkpoint
 from parti_exp.data.epoch_sampler import EpochShardSampler
 from parti_exp.gan import GANModule
 from parti_exp.train import train
@@ -41,7 +41,7 @@ def interrupt_after_d_step(monkeypatch, k: int) -> None:
 
 
 def final_state(run_dir) -> dict:
-    return load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
 
 def assert_same_training_state(a: dict, b: dict) -> None:
@@ -136,7 +136,7 @@ def test_preempted_is_reported_with_the_checkpoint(cfg_factory, tmp_path, monkey
         train(cfg_factory("trainer.limit_train_batches=5", "trainer.limit_val_batches=1"))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert f"received SIGUSR1: saved {last} at G step 2 and stopped; resume with ckpt_path={last}" in caplog.text
-    assert load_checkpoint(last)["gan_steps"] == {"g_step": 2, "d_step": 2}
+    assert read_checkpoint(last)["gan_steps"] == {"g_step": 2, "d_step": 2}
 
 
 def test_preemption_requeues_under_slurm(cfg_factory, tmp_path, monkeypatch):
@@ -190,7 +190,7 @@ def test_kill_during_save_leaves_previous_last_ckpt_loadable(tmp_path):
     target = tmp_path / "last.ckpt"
     script = f"""
 import os, signal, torch
-from parti_exp.checkpoint_io import AtomicCheckpointIO
+from parti_exp.checkpoints import AtomicCheckpointIO
 io = AtomicCheckpointIO()
 io.save_checkpoint({{"step": 1, "w": torch.ones(1000)}}, {str(target)!r})
 import builtins
@@ -219,7 +219,7 @@ io.save_checkpoint({{"step": 2, "w": torch.zeros(1000)}}, {str(target)!r})
     checkpoint = torch.load(target)
     assert checkpoint["step"] == 1 and torch.equal(checkpoint["w"], torch.ones(1000))
     # The next save clears what the killed writer left.
-    from parti_exp.checkpoint_io import AtomicCheckpointIO
+    from parti_exp.checkpoints import AtomicCheckpointIO
 
     AtomicCheckpointIO().save_checkpoint({"step": 3}, target)
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]

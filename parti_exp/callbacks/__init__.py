@@ -1,1 +1,2 @@
-"""Lightning callbacks: sample grids, loss curves, the run's config inside each checkpoint."""
+"""Lightning callbacks: epoch grids, loss curves, checkpoints, preemption, RNG state, caption accuracy, and the
+run's config inside each checkpoint; `schedule.py` says when an epoch-end callback runs."""

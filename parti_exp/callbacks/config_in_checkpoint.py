@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-CONFIG_KEY = "parti_exp_config"
+from parti_exp.checkpoints import CONFIG_KEY
 
 
 class ConfigInCheckpoint(Callback):

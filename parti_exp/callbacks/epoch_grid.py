@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.images import grid_uint8, save_grid
 
 
@@ -19,8 +21,7 @@ class EpochGrid(Callback):
     log_key = "samples"
 
     def __init__(self, dirpath: str, every_n_epochs: int = 1, nrow: int | None = None) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"{type(self).__name__} needs every_n_epochs >= 1, got {every_n_epochs}")
+        check_every_n_epochs(type(self).__name__, every_n_epochs)
         self.dirpath = Path(dirpath)
         self.every_n_epochs = every_n_epochs
         self.nrow = nrow
@@ -30,16 +31,15 @@ class EpochGrid(Callback):
         raise NotImplementedError(f"{type(self).__name__} must implement draw")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if (epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run:
-            self._write(trainer, self.draw(trainer, pl_module), epoch)
+        if due_this_epoch(trainer, self.every_n_epochs):
+            self._write(trainer, self.draw(trainer, pl_module), trainer.current_epoch)
 
     @rank_zero_only
     def _write(self, trainer: Trainer, images: torch.Tensor, epoch: int) -> None:
         save_grid(images, self.dirpath / f"epoch_{epoch:04d}.png", self.nrow)
         grid = grid_uint8(images, self.nrow)
         for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):  # W&B
+            if isinstance(logger, WandbLogger):
                 logger.log_image(key=self.log_key, images=[grid.permute(1, 2, 0).numpy()], step=trainer.global_step)
-            elif hasattr(logger.experiment, "add_image"):  # TensorBoard
+            elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(self.log_key, grid, global_step=trainer.global_step)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from parti_exp.callbacks.gan_checkpoint import GANCheckpoint
+from parti_exp.callbacks.gan_checkpoint import GANCheckpoint, generator_steps
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class Preemption(Callback):
             return
         path = self._save(trainer)
         requeued = trainer.is_global_zero and self._requeue()
-        raise Preempted(self.received or "a signal on another rank", path, getattr(pl_module, "g_step", -1), requeued)
+        raise Preempted(self.received or "a signal on another rank", path, generator_steps(trainer, pl_module),
+                        requeued)  # fmt: skip
 
     def _save(self, trainer: Trainer) -> str:
         for callback in trainer.checkpoint_callbacks:

@@ -9,6 +9,8 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
+from parti_exp.data.base import ImageDataModule
+from parti_exp.gan import GANModule
 
 
 class SampleGrid(EpochGrid):
@@ -22,11 +24,14 @@ class SampleGrid(EpochGrid):
         self.labels: torch.Tensor | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not isinstance(pl_module, GANModule):
+            raise TypeError(f"sample_grid draws a GAN's samples from fixed latents; {type(pl_module).__name__} has "
+                            "no latents: set callbacks.sample_grid=null")  # fmt: skip
         if self.latents is None:
             # Drawn from a private generator so the global RNG stream, and thus training, is unaffected.
             rng = torch.Generator().manual_seed(self.seed)
             self.latents = torch.randn(self.num_samples, pl_module.latent_dim, generator=rng)
-            num_classes = getattr(trainer.datamodule, "num_classes", 0) if trainer.datamodule else 0
+            num_classes = trainer.datamodule.num_classes if isinstance(trainer.datamodule, ImageDataModule) else 0
             # Cycle through the classes so a conditional model shows every class; ignored otherwise.
             self.labels = torch.arange(self.num_samples) % max(num_classes, 1)
 

@@ -56,11 +56,17 @@ def random_hflip(images: torch.Tensor, generator: torch.Generator | None = None)
 
 
 class ImageDataModule(LightningDataModule):
-    """Base DataModule: subclasses implement ``load_split`` and set ``img_size``, ``channels``, ``num_classes``.
+    """Base DataModule: subclasses implement ``load_split`` and set ``name``, ``img_size``, ``channels``,
+    ``num_classes``.
 
     ``img_size``, ``channels`` and ``num_classes`` are read by the nets' configs through interpolation
     (``${data.img_size}``), so they are declared once, in the data config.
+
+    ``name`` is the dataset's one name: the prefix of its cache entries, the key of its real-image statistics and
+    digit classifier, and what picks the captions a text-to-image model makes from its labels.
     """
+
+    name = "images"
 
     def __init__(
         self,

@@ -51,8 +51,6 @@ class CachedImageDataModule(ImageDataModule):
     are safe because each one renames a complete file into place.
     """
 
-    dataset_name = "dataset"  # the cache entries' prefix; set by subclasses
-
     def __init__(
         self,
         root: str | Path,
@@ -105,10 +103,10 @@ class CachedImageDataModule(ImageDataModule):
             source_fingerprint = fingerprint(sources.base, sources.files)
         except FileNotFoundError as error:
             raise FileNotFoundError(
-                f"{error.filename} is missing: the {self.dataset_name} {split} split lists it. Restore the file, "
+                f"{error.filename} is missing: the {self.name} {split} split lists it. Restore the file, "
                 "or use list files that match the images you have"
             ) from error
-        return entry_name(self.dataset_name, split, self.cache_settings(), source_fingerprint)
+        return entry_name(self.name, split, self.cache_settings(), source_fingerprint)
 
     def load_split(self, split: str) -> UInt8ImageDataset:
         name = self.cache_entry(split)

@@ -98,7 +98,7 @@ class CelebADataModule(CachedImageDataModule):
     ``label_attr`` reuses the decoded images. Train = partition 0 (162,770 images), val = partition 1 (19,867).
     """
 
-    dataset_name = "celeba"
+    name = "celeba"
 
     def __init__(
         self,

@@ -52,7 +52,7 @@ class CIFAR10DataModule(CachedImageDataModule):
     when the cache is built, i.e. when the files change); ``verify=false`` accepts modified copies.
     """
 
-    dataset_name = "cifar10"
+    name = "cifar10"
 
     def __init__(
         self,

@@ -17,6 +17,8 @@ class DigitsDataModule(ImageDataModule):
     between train and val.
     """
 
+    name = "digits"
+
     def __init__(
         self,
         img_size: int = 32,

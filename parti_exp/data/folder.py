@@ -60,7 +60,7 @@ class FolderDataModule(CachedImageDataModule):
         self.split_seed = split_seed
         self.decode_workers = default_decode_workers() if decode_workers is None else decode_workers
         # The folder's name in the cache entries' names tells a person whose entries they are.
-        self.dataset_name = "folder_" + re.sub(r"[^A-Za-z0-9_.]+", "_", self.path.resolve().name)
+        self.name = "folder_" + re.sub(r"[^A-Za-z0-9_.]+", "_", self.path.resolve().name)
 
     @cached_property
     def _listing(self) -> tuple[list[str], list[Path], np.ndarray]:

@@ -53,7 +53,7 @@ class MNISTDataModule(CachedImageDataModule):
     generator to learn.
     """
 
-    dataset_name = "mnist"
+    name = "mnist"
 
     def __init__(
         self,

@@ -19,23 +19,27 @@ from typing import ClassVar
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.strategies import ParallelStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.base import ImageDataModule
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint
 from parti_exp.metrics.feature_metrics import FeatureMetrics
-from parti_exp.metrics.generated_images import Generates, generated_batches
+from parti_exp.metrics.generated_images import MakesImagesForMetrics, generated_batches
 from parti_exp.metrics.inception import InceptionFeatures, resolve_weights
 from parti_exp.metrics.real_stats_cache import RealStatsCache
 
 SPLITS = ("train", "val")
 
 
-def dataset_name(datamodule: ImageDataModule) -> str:
-    return type(datamodule).__name__.removesuffix("DataModule").lower()
+def rank_and_world(strategy: Strategy) -> tuple[int, int]:
+    """This process's rank and the number of processes (0 and 1 on a single device, which has no ranks)."""
+    if isinstance(strategy, ParallelStrategy):
+        return strategy.global_rank, strategy.world_size
+    return 0, 1
 
 
 class ImageQualityMetrics(Callback):
@@ -61,12 +65,12 @@ class ImageQualityMetrics(Callback):
     ) -> None:
         checks = {
             "num_fake": (num_fake, 2),
-            "every_n_epochs": (every_n_epochs, 1),
             "batch_size": (batch_size, 1),
             "is_splits": (is_splits, 1),
             "kid_subsets": (kid_subsets, 1),
             "kid_subset_size": (kid_subset_size, 2),
         }
+        check_every_n_epochs("metrics", every_n_epochs)
         for key, (value, least) in checks.items():
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"metrics.{key} must be an integer >= {least}, got {value!r}")
@@ -109,7 +113,7 @@ class ImageQualityMetrics(Callback):
 
     def prepare(self, datamodule: ImageDataModule, strategy: Strategy) -> None:
         """Load the extractor and the real statistics on every rank (a collective under DDP)."""
-        rank, world = getattr(strategy, "global_rank", 0), getattr(strategy, "world_size", 1)
+        rank, world = rank_and_world(strategy)
         if self.num_fake < world:
             raise ValueError(f"metrics.num_fake={self.num_fake} leaves some of the {world} processes no image")
         device = strategy.root_device
@@ -122,10 +126,10 @@ class ImageQualityMetrics(Callback):
 
         images, labels = self.real_images(datamodule)
         self.metrics = self.feature_metrics(extractor, len(images), self.num_fake).to(device)
-        name = f"{dataset_name(datamodule)}-{self.real_split}"
+        name = f"{datamodule.name}-{self.real_split}"
         cache = RealStatsCache(self.cache_dir)
         path = cache.path(
-            dataset_name(datamodule), self.real_split, array_fingerprint(images, labels), module_fingerprint(extractor)
+            datamodule.name, self.real_split, array_fingerprint(images, labels), module_fingerprint(extractor)
         )
         # Rank 0 decides for all: the ranks may not share a file system.
         hit = strategy.broadcast(path.is_file() if strategy.is_global_zero else None)
@@ -144,11 +148,11 @@ class ImageQualityMetrics(Callback):
         self.label_pool = torch.from_numpy(np.asarray(labels))
         self.real_shape = tuple(images.shape[1:])
 
-    def measure(self, model: Generates, strategy: Strategy) -> dict[str, float]:
+    def measure(self, model: MakesImagesForMetrics, strategy: Strategy) -> dict[str, float]:
         """Generate ``num_fake`` images across the ranks and return the metrics; every rank must call it."""
         if self.metrics is None:
             raise RuntimeError(f"{type(self).__name__}.measure() called before prepare()")
-        rank, world = getattr(strategy, "global_rank", 0), getattr(strategy, "world_size", 1)
+        rank, world = rank_and_world(strategy)
         count = self.num_fake // world + (rank < self.num_fake % world)
         for batch in generated_batches(model, count, self.batch_size, self.seed + rank, self.label_pool):
             if tuple(batch.shape[1:]) != self.real_shape:
@@ -172,7 +176,7 @@ class ImageQualityMetrics(Callback):
     def real_images(self, datamodule: ImageDataModule) -> tuple[np.ndarray, np.ndarray]:
         """The real images (uint8 ``N x C x H x W``) and labels the generated images are compared with."""
         datamodule.setup("fit")
-        split = getattr(datamodule, f"{self.real_split}_set")
+        split = datamodule.train_set if self.real_split == "train" else datamodule.val_set
         if self.num_real is None or self.num_real >= len(split):
             return split.images, np.asarray(split.labels)
         # A fixed random subset: the same images every epoch and every run, so the cache keeps hitting.
@@ -187,13 +191,18 @@ class ImageQualityMetrics(Callback):
                 f"{type(self).__name__} reads the real images from a parti_exp ImageDataModule passed as "
                 f"trainer.fit(datamodule=...), got {type(trainer.datamodule).__name__}"
             )
+        if not isinstance(pl_module, MakesImagesForMetrics):
+            raise TypeError(
+                f"the metrics compare generated images with real ones, and {type(pl_module).__name__} does not "
+                "generate images on its own (an image tokenizer reconstructs them): use metrics=none"
+            )
         self.prepare(trainer.datamodule, trainer.strategy)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(self.setup_logs, step=0)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if not due_this_epoch(trainer, self.every_n_epochs):
             return
         values = self.measure(pl_module, trainer.strategy)
         keys = [f"{name}{self.suffix}" for name in ("fid", "is", "kid")]
@@ -233,7 +242,7 @@ class ClassifierMetrics(ImageQualityMetrics):
             datamodule.num_classes,
             self.cache_dir,
             device,
-            dataset=dataset_name(datamodule),
+            dataset=datamodule.name,
         )
         how = "trained now" if result.trained_now else f"trained before, loaded from {result.path}"
         rank_zero_info(

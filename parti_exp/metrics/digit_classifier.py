@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from parti_exp.data.base import UInt8ImageDataset
+from parti_exp.images import to_uint8
 from parti_exp.metrics.disk_cache import array_fingerprint, atomic_save, load_if_present, text_fingerprint
 
 # Part of the cache key: change it with the architecture or the training recipe, so stale weights miss.
@@ -119,6 +120,13 @@ def accuracy(net: DigitClassifier, split: UInt8ImageDataset, device: torch.devic
         labels = torch.from_numpy(np.asarray(split.labels[start : start + batch_size])).to(device)
         correct += int((net(images)[1].argmax(1) == labels).sum())
     return correct / len(split)
+
+
+@torch.no_grad()
+def class_probabilities(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Softmax over classes for images in [-1, 1], quantised like saved PNGs."""
+    _, logits = classifier(to_uint8(images).to(next(classifier.parameters()).device))
+    return logits.float().softmax(dim=-1)
 
 
 def check_single_label(train: UInt8ImageDataset, num_classes: int, dataset: str) -> None:

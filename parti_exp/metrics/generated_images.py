@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Iterator, Protocol, runtime_checkable
 
 import torch
 
 from parti_exp.images import to_uint8
 
 
-class Generates(Protocol):
-    """What the metrics need from a trained model (``GANModule`` has it)."""
+@runtime_checkable
+class MakesImagesForMetrics(Protocol):
+    """What the metrics need from a trained model (the GAN and the text-to-image modules have it)."""
 
-    latent_dim: int
     device: torch.device
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+    def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """``n`` images in [-1, 1], of the classes ``labels`` (``n`` labels; None for unlabelled data), with every
+        random draw taken from ``generator`` (a CPU generator), so the same seed gives the same images."""
+        ...
 
 
 def generated_batches(
-    model: Generates, count: int, batch_size: int, seed: int, label_pool: torch.Tensor | None = None
+    model: MakesImagesForMetrics, count: int, batch_size: int, seed: int, label_pool: torch.Tensor | None = None
 ) -> Iterator[torch.Tensor]:
     """``count`` generated images in uint8 batches on the model's device; the same seed gives the same images.
 
-    Latents come from a private generator, so measuring never moves the training run's random stream. Labels
+    Draws come from a private generator, so measuring never moves the training run's random stream. Labels
     (for conditional models; unconditional ones ignore them) are drawn from ``label_pool``, the real split's
     labels, so the generated class mix follows the data's.
     """
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, count, batch_size):
         n = min(batch_size, count - start)
-        z = torch.randn(n, model.latent_dim, generator=rng)
         labels = None if label_pool is None else label_pool[torch.randint(len(label_pool), (n,), generator=rng)]
         # The same rounding as the PNGs `python -m parti_exp.sample` writes: metrics on those files agree.
-        yield to_uint8(model.generate(z, labels)).to(model.device)
+        yield to_uint8(model.generate_for_metrics(n, labels, rng)).to(model.device)

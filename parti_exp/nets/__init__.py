@@ -1,7 +1,39 @@
-"""Generator and discriminator architectures, one file per family.
+"""Plain ``nn.Module`` architectures, one file per family, and the building blocks they share (residual blocks in
+``resnet.py``, the vector quantiser in ``quantizer.py``). Nothing here knows about Lightning or training.
 
-Every generator has a ``latent_dim`` attribute and ``forward(z, labels=None)`` returning images in
-[-1, 1]; every discriminator has ``forward(images, labels=None)`` returning one logit per image.
-Unconditional nets ignore ``labels``; the training loop always passes them, so a conditional net
-needs no change to the loop.
+The roles a net can play, as the modules that train them call them:
+
+- an image generator (``ImageGenerator``): ``latent_dim`` and ``forward(z, labels=None)`` -> ``B x C x H x W``
+  images in [-1, 1] (DCGAN, ResNet, conditional ResNet, StyleGAN-lite);
+- a discriminator: ``forward(images, labels=None)`` -> one logit per image (``B`` or ``B x 1``), or a map of
+  logits per image patch (``B x 1 x h x w``, the patch discriminator); the losses average over what it returns;
+- an image tokenizer (``ImageTokenizer``): an autoencoder with a quantised bottleneck, ``encode(images)`` ->
+  ``B x h x w`` code indices on a ``token_grid`` of ``codebook_size`` codes, ``decode(indices)`` -> images, and
+  ``forward(images, labels=None)`` -> ``(reconstructions, Quantized)`` for training (the VQGAN).
+
+Unconditional nets ignore ``labels``; the training loop always passes them, so a conditional net needs no change
+to the loop.
 """
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    latent_dim: int
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ImageTokenizer(Protocol):
+    token_grid: tuple[int, int]
+    codebook_size: int
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor: ...

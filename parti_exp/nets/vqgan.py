@@ -3,7 +3,7 @@ tokens and back, and the PatchGAN discriminator (Isola et al. 2017) that sharpen
 
 The Transformer of stage 2 only ever sees the token grid, so the autoencoder's downsampling factor sets the
 sequence length (32 px with two x2 stages: 8 x 8 = 64 tokens). The quantiser between encoder and decoder is
-the factorised, l2-normalised one of ViT-VQGAN (``parti_exp.parti.quantizer``). All normalisation is
+the factorised, l2-normalised one of ViT-VQGAN (``parti_exp.nets.quantizer``). All normalisation is
 GroupNorm, which works per sample: reconstructions do not depend on the batch, and the discriminator's
 per-sample outputs keep R1 and gradient penalties well defined.
 """
@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from parti_exp.parti.quantizer import FactorizedQuantizer, Quantized
+from parti_exp.nets.quantizer import FactorizedQuantizer, Quantized
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from parti_exp.parti.caption_accuracy import class_probabilities
+from parti_exp.metrics.digit_classifier import class_probabilities
 from parti_exp.parti.captions import Captioner
 
 Scorer = Callable[[torch.Tensor, str], torch.Tensor]

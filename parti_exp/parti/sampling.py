@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from parti_exp.eval_mode import eval_mode
 from parti_exp.parti.transformer import TextToImageTransformer
 
 
@@ -111,9 +112,7 @@ def sample_image_tokens(
         logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
         return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         tokens = torch.empty(batch, model.num_image_tokens, dtype=torch.long, device=text_ids.device)
         if config.use_cache:
             memory = model.encode_text(text_ids, text_mask)
@@ -127,6 +126,4 @@ def sample_image_tokens(
             for t in range(model.num_image_tokens):
                 prefix = torch.cat([tokens[:, :t], tokens[:, :t]]) if guided else tokens[:, :t]
                 tokens[:, t] = choose(model.logits_uncached(text_ids, text_mask, prefix))
-    finally:
-        model.train(was_training)
     return tokens

@@ -14,13 +14,15 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_class
 from lightning.pytorch import LightningModule
 from omegaconf import OmegaConf
 from torch import nn
 
-from parti_exp.builders import instantiate, load_checkpoint
-from parti_exp.callbacks.config_in_checkpoint import CONFIG_KEY
+from parti_exp.checkpoints import MODEL_EXTRAS_KEY, load_net
 from parti_exp.distributed import seed_per_rank
+from parti_exp.instantiate import instantiate
+from parti_exp.nets import ImageTokenizer
 from parti_exp.parti.captions import Captioner, captioner_for
 from parti_exp.parti.sampling import SamplingConfig, sample_image_tokens
 from parti_exp.parti.text_tokenizer import WordTokenizer
@@ -38,18 +40,12 @@ def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
             f"model.tokenizer_ckpt={path} does not exist: give the checkpoints/last.ckpt of a "
             "`python -m parti_exp.train model=vqgan` run"
         )
-    checkpoint = load_checkpoint(path)
-    model_cfg = checkpoint[CONFIG_KEY]["model"]
-    net_cfg = model_cfg.get("generator") or {}
-    net = instantiate(net_cfg) if "_target_" in net_cfg else None
-    if not all(hasattr(net, name) for name in ("encode", "decode", "token_grid", "codebook_size")):
-        kind = str(model_cfg.get("_target_", "unknown")).rsplit(".", 1)[-1]
+    net, net_cfg = load_net(path, "generator")
+    if not isinstance(net, ImageTokenizer):
         raise ValueError(
-            f"model.tokenizer_ckpt={path} is a {kind} checkpoint, not an image tokenizer: train one first with "
-            "`python -m parti_exp.train model=vqgan` and pass its checkpoints/last.ckpt"
+            f"model.tokenizer_ckpt={path} holds a {type(net).__name__}, not an image tokenizer: train one first "
+            "with `python -m parti_exp.train model=vqgan` and pass its checkpoints/last.ckpt"
         )
-    prefix = "generator."
-    net.load_state_dict({k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
     return net, net_cfg
 
 
@@ -67,14 +63,15 @@ class TextToImageModule(LightningModule):
         data_channels: int | None = None,
         image_tokenizer: str | None = None,
     ) -> None:
-        """``image_tokenizer``: leave null. Checkpoints of this module record the tokenizer's net config there, so
+        """``dataset``: the data config's ``_target_``; the DataModule's ``name`` says which captions to make.
+
+        ``image_tokenizer``: leave null. Checkpoints of this module record the tokenizer's net config there, so
         that they rebuild the model on their own (the tokenizer's weights are in their state_dict). It is YAML
         text rather than a mapping because Hydra would build a nested ``_target_`` before this module sees it."""
         super().__init__()
         if not 0.0 <= condition_dropout < 1.0:
             raise ValueError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}")
-        # `dataset` may be the data config's _target_ (parti_exp.data.DigitsDataModule -> digits).
-        self.captioner: Captioner = captioner_for(dataset.rsplit(".", 1)[-1].removesuffix("DataModule").lower())
+        self.captioner: Captioner = captioner_for(get_class(dataset).name)
         self.text_tokenizer = WordTokenizer.from_captioner(self.captioner, max_len=max_text_len)
         if image_tokenizer is None:
             self.image_tokenizer, tokenizer_config = load_image_tokenizer(tokenizer_ckpt)
@@ -119,10 +116,9 @@ class TextToImageModule(LightningModule):
     def on_fit_start(self) -> None:
         seed_per_rank(self.trainer)
 
-    @property
-    def latent_dim(self) -> int:
-        """The metrics draw a latent per image; here it only seeds the sampler (see ``generate``)."""
-        return 1
+    def compile_nets(self) -> None:
+        """torch.compile the Transformer (the frozen tokenizer runs once per batch and stays eager)."""
+        self.transformer.compile()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.transformer.parameters())
@@ -163,26 +159,20 @@ class TextToImageModule(LightningModule):
                                      generator)  # fmt: skip
         return self.image_tokenizer.decode(tokens.view(len(captions), *self.image_tokenizer.token_grid)).float()
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """The metrics' interface: ``labels`` become their classes' first-template captions, and ``z`` seeds the
-        sampler, so the same latents give the same images."""
+    def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """The metrics' interface: each label becomes its class's first-template caption."""
         if labels is None:
             raise ValueError("a text-to-image model generates from captions: it needs class labels to caption")
-        captions = [self.captioner.caption(label, template=0) for label in labels.cpu()]
-        seed = int(torch.as_tensor(z).double().abs().sum().mul(1e6).item()) % (2**62)
-        generator = torch.Generator(self.device).manual_seed(seed)
-        return self.sample_images(captions, generator=generator)
+        captions = [self.captioner.caption(label, template=0) for label in labels.tolist()]
+        # The sampler draws on the model's device; its seed comes from the caller's generator.
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        return self.sample_images(captions, generator=torch.Generator(self.device).manual_seed(seed))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The vocabulary is part of the model: a later change to the caption templates must not renumber words.
         checkpoint["text_tokenizer"] = self.text_tokenizer.state_dict()
-        # Runs after the callbacks' hooks, so the run config is there: record the tokenizer's architecture in it
-        # (a copy: the callback keeps its own), and the checkpoint rebuilds without the tokenizer's file.
-        config = checkpoint.get(CONFIG_KEY)
-        if config is not None:
-            model = {**config["model"], "image_tokenizer": self.image_tokenizer_yaml}
-            checkpoint[CONFIG_KEY] = {**config, "model": model}
+        # The tokenizer's architecture, so the checkpoint rebuilds without the tokenizer's own file.
+        checkpoint[MODEL_EXTRAS_KEY] = {"image_tokenizer": self.image_tokenizer_yaml}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "text_tokenizer" in checkpoint:

@@ -214,23 +214,10 @@ class TextToImageTransformer(nn.Module):
                 nn.init.zeros_(module.bias)
         nn.init.normal_(self.bos, std=0.02)
 
-    def check_text(self, text_ids: torch.Tensor, text_mask: torch.Tensor) -> None:
-        if text_ids.dim() != 2 or text_mask.shape != text_ids.shape:
-            raise ValueError(
-                f"text_ids and text_mask must both be B x L, got {tuple(text_ids.shape)} and {tuple(text_mask.shape)}"
-            )
-        if text_mask.dtype != torch.bool:
-            raise ValueError(f"text_mask must be a bool tensor (True at real tokens), got {text_mask.dtype}")
-        if text_ids.shape[1] > self.max_text_len:
-            raise ValueError(f"text has {text_ids.shape[1]} tokens, more than max_text_len={self.max_text_len}")
-
     def encode_text(self, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """``B x L x dim`` memory for the decoder's cross-attention; positions where ``text_mask`` is False are
-        never attended to, so trailing padding changes nothing."""
-        self.check_text(text_ids, text_mask)
-        if not bool(text_mask.any(dim=1).all()):
-            # A caption with no real token would leave every cross-attention row fully masked (NaN).
-            raise ValueError("every caption needs at least one real token (text_mask True somewhere in each row)")
+        never attended to, so trailing padding changes nothing. Every row needs at least one True (the text
+        tokenizer guarantees it; a fully masked row would make every attention to it NaN)."""
         positions = torch.arange(text_ids.shape[1], device=text_ids.device)
         x = self.drop(self.text_embed(text_ids) + self.text_pos(positions))
         padding = key_padding_mask(text_mask)
@@ -260,14 +247,7 @@ class TextToImageTransformer(nn.Module):
 
     def forward(self, text_ids: torch.Tensor, text_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: ``B x N x codebook_size`` logits, ``logits[:, t]`` predicting ``image_tokens[:, t]``
-        from the caption and ``image_tokens[:, :t]``."""
-        if image_tokens.dim() != 2 or image_tokens.shape[1] != self.num_image_tokens:
-            raise ValueError(
-                f"image_tokens must be B x {self.num_image_tokens} (token_grid {self.token_grid}), "
-                f"got {tuple(image_tokens.shape)}"
-            )
-        if image_tokens.shape[0] != text_ids.shape[0]:
-            raise ValueError(f"batch sizes differ: text {text_ids.shape[0]}, image tokens {image_tokens.shape[0]}")
+        from the caption and ``image_tokens[:, :t]`` (``B x N``)."""
         memory = self.encode_text(text_ids, text_mask)
         return self.head(self.decode(self.decoder_inputs(image_tokens[:, :-1]), memory, text_mask))
 
@@ -276,13 +256,6 @@ class TextToImageTransformer(nn.Module):
     ) -> torch.Tensor:
         """``B x codebook_size`` logits of the token after ``prefix_tokens`` (``B x t``, ``t < N``), re-running
         the encoder and the whole decoder: what sampling costs without a cache."""
-        if prefix_tokens.dim() != 2 or prefix_tokens.shape[1] >= self.num_image_tokens:
-            raise ValueError(
-                f"prefix_tokens must be B x t with t < {self.num_image_tokens} (token_grid {self.token_grid}), "
-                f"got {tuple(prefix_tokens.shape)}"
-            )
-        if prefix_tokens.shape[0] != text_ids.shape[0]:
-            raise ValueError(f"batch sizes differ: text {text_ids.shape[0]}, prefix {prefix_tokens.shape[0]}")
         memory = self.encode_text(text_ids, text_mask)
         hidden = self.decode(self.decoder_inputs(prefix_tokens), memory, text_mask)
         return self.head(hidden[:, -1])
@@ -307,16 +280,9 @@ class TextToImageTransformer(nn.Module):
                 f"decode_step takes token=None exactly at position 0 (BOS); at position {position} got "
                 f"{'None' if token is None else 'a token'}"
             )
-        if memory.shape[0] != cache.batch or text_mask.shape != memory.shape[:2]:
-            raise ValueError(
-                f"memory {tuple(memory.shape)} and text_mask {tuple(text_mask.shape)} must match the cache's batch "
-                f"({cache.batch}) and each other's length"
-            )
         if token is None:
             x = self.bos.expand(cache.batch, 1, -1)
         else:
-            if token.shape != (cache.batch,):
-                raise ValueError(f"token must have shape ({cache.batch},), got {tuple(token.shape)}")
             x = self.image_embed(token)[:, None, :]
         w = self.token_grid[1]
         x = self.drop(x + self.row_pos.weight[position // w] + self.col_pos.weight[position % w])

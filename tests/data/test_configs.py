@@ -46,6 +46,6 @@ def test_short_run_trains_on_the_cifar10_files(cfg_factory, tmp_path, make_cifar
         "trainer.max_steps=4",
         "trainer.limit_val_batches=1",
     )
-    metrics = train(cfg)
+    metrics = train(cfg).metrics
     assert metrics and all(np.isfinite(v) for v in metrics.values())
     assert len(list((tmp_path / "datasets" / ".cache").glob("cifar10-*.images.npy"))) == 2

@@ -9,7 +9,7 @@ import pytest
 from hydra_compose import REPO_ROOT, subprocess_env
 from test_resume import assert_same_training_state
 
-from parti_exp.builders import load_checkpoint
+from parti_exp.checkpoints import read_checkpoint
 
 JOB = Path(__file__).with_name("ddp_resume_job.py")
 RUN = [
@@ -36,10 +36,10 @@ def test_ddp_run_interrupted_mid_epoch_and_resumed_equals_the_uninterrupted_run(
     job(tmp_path / "full", 0)
     job(tmp_path / "cut", 3)  # D step 3 of the 5 in epoch 0, on both ranks
     last = tmp_path / "cut" / "run" / "checkpoints" / "last.ckpt"
-    saved = load_checkpoint(last)
+    saved = read_checkpoint(last)
     assert saved["gan_steps"]["d_step"] == 3
     assert len(saved["callbacks"]["RandomStateCheckpoint"]["per_rank"]) == 2
     job(tmp_path / "cut", 0, "ckpt_path=last")
     assert_same_training_state(
-        load_checkpoint(tmp_path / "full" / "run" / "checkpoints" / "last.ckpt"), load_checkpoint(last)
+        read_checkpoint(tmp_path / "full" / "run" / "checkpoints" / "last.ckpt"), read_checkpoint(last)
     )

@@ -14,16 +14,11 @@ import pytest
 import torch
 from hydra_compose import subprocess_env
 
-from parti_exp.builders import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
+from parti_exp.builders import build_callbacks
 from parti_exp.evaluate import evaluate
 from parti_exp.metrics.callback import ClassifierMetrics, InceptionMetrics
 from parti_exp.metrics.inception import default_weights_path
-
-
-def fit(cfg):
-    trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
-    trainer.fit(build_module(cfg), datamodule=build_datamodule(cfg))
-    return trainer
+from parti_exp.train import train
 
 
 def csv_rows(path):
@@ -38,7 +33,7 @@ def classifier_run(cfg_factory, metrics_cache, tmp_path):
         "metrics=classifier", "metrics.every_n_epochs=1", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
         f"metrics.cache_dir={metrics_cache}", "metrics.num_fake=200", "metrics.batch_size=200",
     )  # fmt: skip
-    return fit(cfg), tmp_path / "run"
+    return train(cfg).trainer, tmp_path / "run"
 
 
 def test_the_metrics_configs_compose_with_a_best_checkpoint(cfg_factory, metrics_cache):
@@ -76,7 +71,7 @@ def test_every_n_epochs_measures_only_those_epochs(cfg_factory, metrics_cache, t
         "metrics=classifier", "trainer.max_epochs=2", "trainer.limit_train_batches=1", "metrics.every_n_epochs=2",
         f"metrics.cache_dir={metrics_cache}", "metrics.num_fake=100", "metrics.kid_subset_size=50",
     )  # fmt: skip
-    fit(cfg)
+    train(cfg)
     rows = csv_rows(tmp_path / "run" / "csv" / "metrics.csv")
     measured = [r["epoch"] for r in rows if r.get("val/fid_clf")]
     assert measured == ["1"]
@@ -88,7 +83,7 @@ def test_an_inception_run_logs_val_fid(cfg_factory, inception_weights, tmp_path)
         "metrics=inception", f"metrics.weights_path={inception_weights}", "trainer.limit_train_batches=1",
         "metrics.num_real=8", "metrics.num_fake=8", "metrics.batch_size=8", "metrics.is_splits=2",
     )  # fmt: skip
-    trainer = fit(cfg)
+    trainer = train(cfg).trainer
     assert trainer.callback_metrics["val/fid"] > 0 and trainer.callback_metrics["val/is"] >= 1
     assert len(list((tmp_path / "run" / "checkpoints").glob("best_fid_epoch_0000.ckpt"))) == 1
     assert len(list((tmp_path / "data" / ".cache" / "metrics" / "real_stats").glob("digits-train-*.pt"))) == 1

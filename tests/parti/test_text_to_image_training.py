@@ -6,8 +6,9 @@ import torch
 from hydra_compose import compose_sample, compose_train
 from PIL import Image
 
-from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer, load_checkpoint
-from parti_exp.parti.caption_accuracy import caption_accuracy
+from parti_exp.builders import build_module
+from parti_exp.callbacks.caption_accuracy import caption_accuracy
+from parti_exp.checkpoints import read_checkpoint
 from parti_exp.parti.rerank import sample_reranked
 from parti_exp.parti.sampling import SamplingConfig
 from parti_exp.sample import sample
@@ -38,13 +39,6 @@ PARTI = [
 ]
 
 
-def fit(cfg):
-    datamodule, module = build_datamodule(cfg), build_module(cfg)
-    trainer = build_trainer(cfg, build_callbacks(cfg), [])
-    trainer.fit(module, datamodule=datamodule)
-    return trainer, module
-
-
 def adam_steps(optimizer: torch.optim.Optimizer) -> int:
     return max((int(state["step"]) for state in optimizer.state.values()), default=0)
 
@@ -60,7 +54,8 @@ def test_vqgan_trains_in_the_gan_seams_with_a_warm_up_before_the_adversary(tmp_p
     cfg = compose_train(tmp_path, *TOKENIZER, "trainer.limit_train_batches=5", "model.adversarial_start=2",
                         "trainer.log_every_n_steps=1")  # fmt: skip
     seed_before = build_module(cfg)
-    trainer, module = fit(cfg)
+    run = train(cfg)
+    trainer, module = run.trainer, run.module
     g_opt, d_opt = trainer.optimizers
     # 5 batches: G (the autoencoder) steps on each; D and the adversarial term only from G step 2 on.
     assert (module.g_step, module.d_step) == (5, 5)
@@ -81,7 +76,8 @@ def test_vqgan_trains_in_the_gan_seams_with_a_warm_up_before_the_adversary(tmp_p
 
 
 def test_vqgan_fast_dev_run_on_digits(tmp_path):
-    trainer, module = fit(compose_train(tmp_path, *TOKENIZER, "trainer.fast_dev_run=true"))
+    run = train(compose_train(tmp_path, *TOKENIZER, "trainer.fast_dev_run=true"))
+    trainer, module = run.trainer, run.module
     assert module.g_step == 1 and "train/rec" in trainer.callback_metrics
 
 
@@ -90,7 +86,8 @@ def test_parti_fast_dev_run_trains_the_transformer_and_leaves_the_tokenizer_froz
                         fast=False)  # fmt: skip
     module = build_module(cfg)
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    trainer, module = fit(cfg)
+    run = train(cfg)
+    trainer, module = run.trainer, run.module
     after = module.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("image_tokenizer."))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("transformer."))
@@ -123,7 +120,7 @@ def test_sample_cli_writes_a_folder_per_prompt_and_a_captioned_grid(tmp_path, to
     train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "trainer.max_epochs=1",
                         "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))  # fmt: skip
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert load_checkpoint(ckpt)["text_tokenizer"]["words"][:2] == ["0", "1"]
+    assert read_checkpoint(ckpt)["text_tokenizer"]["words"][:2] == ["0", "1"]
     # The checkpoint alone rebuilds the model: sampling works with the tokenizer's own file gone.
     moved = tokenizer_ckpt.with_name("moved.ckpt")
     tokenizer_ckpt.rename(moved)
@@ -176,7 +173,7 @@ def test_a_missing_or_wrong_tokenizer_checkpoint_is_named(tmp_path, tokenizer_ck
         build_module(compose_train(tmp_path, *PARTI, "model.tokenizer_ckpt=/nowhere.ckpt", fast=False))
     dcgan_run = tmp_path / "dcgan"
     train(compose_train(dcgan_run, "trainer.limit_train_batches=1", "trainer.limit_val_batches=1"))
-    with pytest.raises(ValueError, match=r"is a GANModule checkpoint, not an image tokenizer"):
+    with pytest.raises(ValueError, match=r"holds a DCGANGenerator, not an image tokenizer"):
         build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={dcgan_run / 'run/checkpoints/last.ckpt'}",
                                    fast=False))  # fmt: skip
     # A tokenizer trained at 16 px cannot tokenise 32 px images into the grid it was trained for.

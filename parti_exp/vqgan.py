@@ -1,4 +1,4 @@
-"""Stage 1 of text-to-image: the VQGAN image tokenizer, trained as a GAN in the GANModule's seams.
+"""Stage 1 of text-to-image (``model=vqgan``): the VQGAN image tokenizer, trained in the adversarial loop.
 
 G is an autoencoder with a quantised bottleneck: its "fakes" are reconstructions of the real batch, and its
 loss adds reconstruction and commitment terms to the adversarial one. D (a patch discriminator) and the
@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from parti_exp.gan import GANModule
+from parti_exp.eval_mode import eval_mode
+from parti_exp.gan import AdversarialModule
 
 RECONSTRUCTION_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 
@@ -22,7 +23,7 @@ def psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(4.0 / mse)).mean()
 
 
-class VQGANModule(GANModule):
+class VQGANModule(AdversarialModule):
     def __init__(
         self,
         *args,
@@ -56,11 +57,6 @@ class VQGANModule(GANModule):
         self.adversarial_weight_after_start = adversarial_weight
         self.adversarial_start = adversarial_start
         self.dead_code_every = dead_code_every
-
-    @property
-    def tokenizer(self):
-        """The autoencoder: ``encode(images)`` -> code indices, ``decode(indices)`` -> images."""
-        return self.generator
 
     def make_fakes(self, real: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
         reconstruction, quantized = self._replicas.get("g", self.generator)(real, labels)
@@ -97,9 +93,5 @@ class VQGANModule(GANModule):
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Encode to codes and decode again, in eval mode, as stage 2 sees the images."""
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
+        with eval_mode(self.generator):
             return self.generator.decode(self.generator.encode(images.to(self.device))).float()
-        finally:
-            self.generator.train(was_training)

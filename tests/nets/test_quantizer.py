@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from parti_exp.parti.quantizer import USAGE_DECAY, FactorizedQuantizer
+from parti_exp.nets.quantizer import USAGE_DECAY, FactorizedQuantizer
 
 
 def signed_basis_quantizer(dead_code_threshold: float = 0.0) -> FactorizedQuantizer:

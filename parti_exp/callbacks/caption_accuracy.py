@@ -12,22 +12,15 @@ import dataclasses
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from parti_exp.images import to_uint8
-from parti_exp.metrics.callback import dataset_name
-from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.metrics.digit_classifier import class_probabilities, load_or_train_classifier
 from parti_exp.parti.sampling import SamplingConfig
-
-
-@torch.no_grad()
-def class_probabilities(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Softmax over classes for images in [-1, 1], quantised like saved PNGs."""
-    _, logits = classifier(to_uint8(images).to(next(classifier.parameters()).device))
-    return logits.float().softmax(dim=-1)
+from parti_exp.parti.text_to_image import TextToImageModule
 
 
 @torch.no_grad()
 def caption_accuracy(
-    model: LightningModule,
+    model: TextToImageModule,
     classifier: torch.nn.Module,
     per_class: int,
     sampling: SamplingConfig,
@@ -52,9 +45,9 @@ class CaptionAccuracy(Callback):
     """Logs ``val/caption_acc`` (the model's guidance scale) and ``val/caption_acc_unguided`` every N epochs."""
 
     def __init__(self, cache_dir: str, per_class: int = 50, every_n_epochs: int = 5, seed: int = 0) -> None:
-        if per_class < 1 or every_n_epochs < 1:
-            raise ValueError(f"caption_accuracy needs per_class >= 1 and every_n_epochs >= 1, got {per_class}, "
-                             f"{every_n_epochs}")  # fmt: skip
+        if per_class < 1:
+            raise ValueError(f"caption_accuracy.per_class must be >= 1, got {per_class}")
+        check_every_n_epochs("caption_accuracy", every_n_epochs)
         self.cache_dir = cache_dir
         self.per_class = per_class
         self.every_n_epochs = every_n_epochs
@@ -70,11 +63,11 @@ class CaptionAccuracy(Callback):
             datamodule.num_classes,
             self.cache_dir,
             pl_module.device,
-            dataset_name(datamodule),
+            datamodule.name,
         ).net
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
+        if not due_this_epoch(trainer, self.every_n_epochs):
             return
         self.classifier.to(pl_module.device)
         guided = pl_module.sampling

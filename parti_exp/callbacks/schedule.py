@@ -1,0 +1,18 @@
+"""When an epoch-end callback (grids, metrics, caption accuracy) does its work: one rule for all of them."""
+
+from __future__ import annotations
+
+from lightning.pytorch import Trainer
+
+
+def check_every_n_epochs(owner: str, every_n_epochs: int) -> None:
+    if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+        raise ValueError(f"{owner}.every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
+
+
+def due_this_epoch(trainer: Trainer, every_n_epochs: int) -> bool:
+    """True at the end of every ``every_n_epochs``-th epoch, and in a ``fast_dev_run`` (which exists to run every
+    callback once); never during the sanity check, whose validation pass is not an epoch of training."""
+    if trainer.sanity_checking:
+        return False
+    return bool(trainer.fast_dev_run) or (trainer.current_epoch + 1) % every_n_epochs == 0

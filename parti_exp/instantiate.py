@@ -1,0 +1,21 @@
+"""The one place where a config becomes an object (``hydra.utils.instantiate``), so that every caller (the
+builders, checkpoint loading, the text-to-image module's tokenizer) gets the same error handling."""
+
+from __future__ import annotations
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
+
+# Errors our constructors raise on purpose, with messages written for the user: shown as they are.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def instantiate(config, *args, **kwargs):
+    """``hydra.utils.instantiate``, but a constructor's own validation error reaches the user unwrapped instead of
+    inside Hydra's "Error in call to target ..." with the config dumped after it."""
+    try:
+        return hydra_instantiate(config, *args, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, USER_ERRORS):
+            raise error.__cause__ from None
+        raise
