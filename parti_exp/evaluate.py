@@ -19,6 +19,7 @@ from parti_exp.instantiate import instantiate
 from parti_exp.metrics.callback import ImageQualityMetrics
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.generated_images import MakesImagesForMetrics
+from parti_exp.parti.text_to_image import TextToImageModule
 
 
 def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -57,6 +58,9 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
         )
     callback: ImageQualityMetrics = instantiate(metrics_cfg, _convert_="all")
     datamodule = instantiate(stored_or_composed("data", cfg, train_cfg, overrides))
+    if isinstance(module, TextToImageModule):
+        # Its samples are prompted with the captions of the real images they are compared with.
+        module.use_captions(datamodule.caption_source())
     strategy = SingleDeviceStrategy(device=resolve_device(cfg.device))
     module = module.to(strategy.root_device)
     callback.prepare(datamodule, strategy)

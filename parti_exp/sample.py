@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.data.caption_source import LabelCaptions
 from parti_exp.gan import GANModule
 from parti_exp.images import save_captioned_grid, save_each, save_grid
 from parti_exp.instantiate import instantiate
@@ -74,10 +75,15 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
     scorer = None
     if cfg.n_candidates > 1:
         datamodule = instantiate(train_cfg.data)
-        datamodule.setup("fit")
+        source = datamodule.caption_source()
+        if not isinstance(source, LabelCaptions):
+            raise ValueError(
+                f"n_candidates={cfg.n_candidates} reranks with the digit classifier, which needs labelled data; "
+                f"{cfg.ckpt_path} was trained on {datamodule.name}'s free-text captions"
+            )
         classifier = load_or_train_classifier(datamodule.train_set, datamodule.val_set, datamodule.num_classes,
                                               cfg.classifier_cache_dir, module.device).net  # fmt: skip
-        scorer = ClassifierScorer(classifier, module.captioner)
+        scorer = ClassifierScorer(classifier, source.captioner)
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
     paths, rows = [], []
     for prompt in prompts:

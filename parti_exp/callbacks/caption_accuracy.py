@@ -13,6 +13,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.data.caption_source import LabelCaptions
+from parti_exp.data.label_captions import Captioner
 from parti_exp.metrics.digit_classifier import class_probabilities, load_or_train_classifier
 from parti_exp.parti.sampling import SamplingConfig
 from parti_exp.parti.text_to_image import TextToImageModule
@@ -22,14 +24,15 @@ from parti_exp.parti.text_to_image import TextToImageModule
 def caption_accuracy(
     model: TextToImageModule,
     classifier: torch.nn.Module,
+    captioner: Captioner,
     per_class: int,
     sampling: SamplingConfig,
     seed: int = 0,
     batch_size: int = 200,
 ) -> float:
     """Share of ``per_class`` samples of each class prompt that ``classifier`` assigns to that class."""
-    prompts = model.captioner.prompts_for_classes()
-    targets = [model.captioner.class_of(prompt) for prompt in prompts]
+    prompts = captioner.prompts_for_classes()
+    targets = [captioner.class_of(prompt) for prompt in prompts]
     captions = [prompt for prompt in prompts for _ in range(per_class)]
     wanted = torch.tensor([target for target in targets for _ in range(per_class)])
     generator = torch.Generator(model.device).manual_seed(seed)
@@ -53,10 +56,16 @@ class CaptionAccuracy(Callback):
         self.every_n_epochs = every_n_epochs
         self.seed = seed
         self.classifier: torch.nn.Module | None = None
+        self.captioner: Captioner | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
         datamodule.setup("fit")
+        source = datamodule.caption_source()
+        if not isinstance(source, LabelCaptions):
+            raise ValueError(f"caption accuracy reads class labels back from the samples, and {datamodule.name}'s "
+                             "captions are free text: set callbacks.caption_accuracy=null")  # fmt: skip
+        self.captioner = source.captioner
         self.classifier = load_or_train_classifier(
             datamodule.train_set,
             datamodule.val_set,
@@ -73,5 +82,5 @@ class CaptionAccuracy(Callback):
         guided = pl_module.sampling
         unguided = dataclasses.replace(guided, guidance_scale=1.0)
         for key, sampling in (("val/caption_acc", guided), ("val/caption_acc_unguided", unguided)):
-            value = caption_accuracy(pl_module, self.classifier, self.per_class, sampling, self.seed)
+            value = caption_accuracy(pl_module, self.classifier, self.captioner, self.per_class, sampling, self.seed)
             pl_module.log(key, value, sync_dist=False, rank_zero_only=True)

@@ -1,4 +1,5 @@
-"""A text-to-image model's sample grid: one row per class prompt, the same sampler seed every epoch."""
+"""A text-to-image model's sample grid: one row per prompt (the class prompts of labelled data, the captions of the
+first validation images of captioned data), the same sampler seed every epoch."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from parti_exp.callbacks.epoch_grid import EpochGrid
 
 
 class PromptGrid(EpochGrid):
-    def __init__(self, dirpath: str, per_prompt: int = 8, every_n_epochs: int = 1, seed: int = 0) -> None:
-        if per_prompt < 1:
-            raise ValueError(f"prompt_grid needs per_prompt >= 1, got {per_prompt}")
+    def __init__(
+        self, dirpath: str, per_prompt: int = 8, num_prompts: int = 10, every_n_epochs: int = 1, seed: int = 0
+    ) -> None:
+        if per_prompt < 1 or num_prompts < 1:
+            raise ValueError(f"prompt_grid needs per_prompt >= 1 and num_prompts >= 1, got {per_prompt}, {num_prompts}")
         super().__init__(dirpath, every_n_epochs, nrow=per_prompt)
         self.per_prompt = per_prompt
+        self.num_prompts = num_prompts
         self.seed = seed
 
     def draw(self, trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
-        captions = [prompt for prompt in pl_module.captioner.prompts_for_classes() for _ in range(self.per_prompt)]
+        prompts = trainer.datamodule.caption_source().prompts(self.num_prompts)
+        captions = [prompt for prompt in prompts for _ in range(self.per_prompt)]
         # A private generator: drawing the grid does not move the training run's random stream.
         generator = torch.Generator(pl_module.device).manual_seed(self.seed)
         return pl_module.sample_images(captions, generator=generator)

@@ -13,7 +13,9 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
+from parti_exp.data.caption_source import CaptionSource, LabelCaptions
 from parti_exp.data.epoch_sampler import EpochShardSampler
+from parti_exp.data.label_captions import captioner_for
 
 
 class UInt8ImageDataset(Dataset):
@@ -101,6 +103,12 @@ class ImageDataModule(LightningDataModule):
     def load_split(self, split: str) -> UInt8ImageDataset:
         """Return the ``"train"`` or ``"val"`` split as uint8 ``N x channels x img_size x img_size``."""
         raise NotImplementedError(f"{type(self).__name__} must implement load_split")
+
+    def caption_source(self) -> CaptionSource:
+        """The captions of this data's images for text-to-image training: written from the class labels here (a
+        captioned dataset returns its own)."""
+        self.setup()
+        return LabelCaptions(captioner_for(self.name), torch.as_tensor(self.train_set.labels))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:

@@ -22,15 +22,6 @@ _PARTITION = {"train": 0, "val": 1}
 _MD5 = {filename: md5 for _, md5, filename in CelebA.file_list}
 _REMEDY = "replace it with the file from the official CelebA release"
 # The order of the columns of list_attr_celeba.txt, which is the order of the CelebA label vector.
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
-
-
 def _lines(path: Path) -> list[str]:
     try:
         return path.read_text().splitlines()

@@ -10,8 +10,8 @@ from typing import Callable
 
 import torch
 
+from parti_exp.data.label_captions import Captioner
 from parti_exp.metrics.digit_classifier import class_probabilities
-from parti_exp.parti.captions import Captioner
 
 Scorer = Callable[[torch.Tensor, str], torch.Tensor]
 

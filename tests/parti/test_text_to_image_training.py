@@ -1,14 +1,17 @@
 """Both stages as a user trains them (`model=vqgan`, then `model=parti model.tokenizer_ckpt=...`) on the digits,
 and sampling from prompts."""
 
+import shutil
+
 import pytest
 import torch
 from hydra_compose import compose_sample, compose_train
 from PIL import Image
 
-from parti_exp.builders import build_module
+from parti_exp.builders import build_datamodule, build_module
 from parti_exp.callbacks.caption_accuracy import caption_accuracy
 from parti_exp.checkpoints import read_checkpoint
+from parti_exp.data.label_captions import DigitCaptioner
 from parti_exp.parti.rerank import sample_reranked
 from parti_exp.parti.sampling import SamplingConfig
 from parti_exp.sample import sample
@@ -102,6 +105,7 @@ def test_parti_fast_dev_run_trains_the_transformer_and_leaves_the_tokenizer_froz
 def test_condition_dropout_replaces_captions_by_the_null_caption(tmp_path, tokenizer_ckpt, monkeypatch):
     cfg = compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", fast=False)
     module = build_module(cfg)
+    module.use_captions(build_datamodule(cfg).caption_source())
     seen = []
     monkeypatch.setattr(module.transformer, "forward", lambda ids, mask, tokens: seen.append((ids, mask)) or
                         torch.zeros(*tokens.shape, 32, requires_grad=True))  # fmt: skip
@@ -120,14 +124,20 @@ def test_sample_cli_writes_a_folder_per_prompt_and_a_captioned_grid(tmp_path, to
     train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "trainer.max_epochs=1",
                         "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))  # fmt: skip
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert read_checkpoint(ckpt)["text_tokenizer"]["words"][:2] == ["0", "1"]
-    # The checkpoint alone rebuilds the model: sampling works with the tokenizer's own file gone.
+    stored = read_checkpoint(ckpt)["text_tokenizer"]
+    assert stored["kind"] == "bpe" and isinstance(stored["json"], str)
+    # The checkpoint alone rebuilds the model: sampling works with the image tokenizer's own file and the trained
+    # text tokenizer's cache gone, and any prompt encodes (unseen words, other scripts).
     moved = tokenizer_ckpt.with_name("moved.ckpt")
     tokenizer_ckpt.rename(moved)
+    cache = tmp_path / "data" / ".cache" / "tokenizers"
+    assert len(list(cache.glob("bpe-*.json"))) == 1
+    shutil.rmtree(cache)
     out = tmp_path / "out"
-    cfg = compose_sample(tmp_path, f"ckpt_path={ckpt}", "prompts=[a handwritten seven,the digit 2]", "n=3")
+    cfg = compose_sample(tmp_path, f"ckpt_path={ckpt}", 'prompts=["a handwritten seven","a zebra dancing in Zürich 🦓"]',
+                         "n=3")  # fmt: skip
     paths = sample(cfg, out)
-    assert sorted(p.parent.name for p in paths) == ["a_handwritten_seven"] * 3 + ["the_digit_2"] * 3
+    assert sorted(p.parent.name for p in paths) == ["a_handwritten_seven"] * 3 + ["a_zebra_dancing_in_zürich__"] * 3
     assert Image.open(paths[0]).size == (16, 16)
     grid = Image.open(out / "grid.png")
     # Two rows of 3 images (16 px + 2 px padding), each under a 14 px caption strip.
@@ -153,7 +163,9 @@ def test_reranking_keeps_the_best_scored_candidate_of_each_group():
 
 
 def test_caption_accuracy_counts_the_samples_read_as_the_captioned_class(tmp_path, tokenizer_ckpt):
-    module = build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", fast=False))
+    cfg = compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", fast=False)
+    module = build_module(cfg)
+    module.use_captions(build_datamodule(cfg).caption_source())
 
     class ReadsEverythingAsSeven(torch.nn.Module):
         def __init__(self):
@@ -163,7 +175,8 @@ def test_caption_accuracy_counts_the_samples_read_as_the_captioned_class(tmp_pat
         def forward(self, images):
             return None, torch.nn.functional.one_hot(torch.full((len(images),), 7), 10).float()
 
-    accuracy = caption_accuracy(module, ReadsEverythingAsSeven(), per_class=3, sampling=SamplingConfig(), seed=0)
+    accuracy = caption_accuracy(module, ReadsEverythingAsSeven(), DigitCaptioner(), per_class=3,
+                                sampling=SamplingConfig(), seed=0)  # fmt: skip
     assert accuracy == pytest.approx(1 / 10)  # only the "seven" prompt's samples count as right
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from parti_exp.parti.captions import CELEBA_ATTRIBUTES, CelebACaptioner, Cifar10Captioner, DigitCaptioner
+from parti_exp.data.label_captions import CELEBA_ATTRIBUTES, CelebACaptioner, Cifar10Captioner, DigitCaptioner
 from parti_exp.parti.text_tokenizer import WordTokenizer
 
 
