@@ -11,6 +11,7 @@ import dataclasses
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
 
 from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.caption_source import LabelCaptions
@@ -62,9 +63,10 @@ class CaptionAccuracy(Callback):
         datamodule = trainer.datamodule
         datamodule.setup("fit")
         source = datamodule.caption_source()
-        if not isinstance(source, LabelCaptions):
-            raise ValueError(f"caption accuracy reads class labels back from the samples, and {datamodule.name}'s "
-                             "captions are free text: set callbacks.caption_accuracy=null")  # fmt: skip
+        if not isinstance(source, LabelCaptions) or not source.captioner.single_label:
+            # Free-text (or multi-attribute) captions name no one class a classifier could read back.
+            rank_zero_info(f"caption accuracy is off: {datamodule.name}'s captions do not name one class per image")
+            return
         self.captioner = source.captioner
         self.classifier = load_or_train_classifier(
             datamodule.train_set,
@@ -76,7 +78,7 @@ class CaptionAccuracy(Callback):
         ).net
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not due_this_epoch(trainer, self.every_n_epochs):
+        if self.classifier is None or not due_this_epoch(trainer, self.every_n_epochs):
             return
         self.classifier.to(pl_module.device)
         guided = pl_module.sampling

@@ -47,6 +47,7 @@ class Captioner(ABC):
     """Turns labels into captions with one of ``num_templates()`` sentence templates."""
 
     templates: tuple[str, ...]
+    single_label: bool  # a caption names one class (digits, CIFAR-10), not several attributes (CelebA)
 
     def num_templates(self) -> int:
         return len(self.templates)
@@ -90,6 +91,7 @@ class _ClassCaptioner(Captioner):
     """Single-label datasets: a caption names one class, and ``class_of`` reads it back."""
 
     num_classes: int
+    single_label = True
 
     def _class_index(self, label: Any) -> int:
         try:
@@ -188,6 +190,8 @@ class CelebACaptioner(Captioner):
     Labels are the 0/1 vector of all 40 attributes (``data.label_attr=null``). The captions name sex, smile, age,
     hair colour, eyeglasses, hat, mustache and bangs; the other attributes are too subtle to be worth words.
     """
+
+    single_label = False
 
     templates = (
         "a {face}",

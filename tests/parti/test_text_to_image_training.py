@@ -2,6 +2,7 @@
 and sampling from prompts."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,8 +135,8 @@ def test_sample_cli_writes_a_folder_per_prompt_and_a_captioned_grid(tmp_path, to
     assert len(list(cache.glob("bpe-*.json"))) == 1
     shutil.rmtree(cache)
     out = tmp_path / "out"
-    cfg = compose_sample(tmp_path, f"ckpt_path={ckpt}", 'prompts=["a handwritten seven","a zebra dancing in Zürich 🦓"]',
-                         "n=3")  # fmt: skip
+    prompts = 'prompts=["a handwritten seven","a zebra dancing in Zürich 🦓"]'
+    cfg = compose_sample(tmp_path, f"ckpt_path={ckpt}", prompts, "n=3")
     paths = sample(cfg, out)
     assert sorted(p.parent.name for p in paths) == ["a_handwritten_seven"] * 3 + ["a_zebra_dancing_in_zürich__"] * 3
     assert Image.open(paths[0]).size == (16, 16)
@@ -193,3 +194,27 @@ def test_a_missing_or_wrong_tokenizer_checkpoint_is_named(tmp_path, tokenizer_ck
     with pytest.raises(ValueError, match=r"makes a \(8, 8\) token grid from 32 px images"):
         build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "data.img_size=32",
                                    fast=False))  # fmt: skip
+
+
+def test_parti_trains_on_a_captioned_folder_and_samples_a_free_text_prompt(tmp_path):
+    """A folder of images with sidecar captions (1 channel, 16 px, like the old digits tokenizer in the fixtures):
+    the text tokenizer is trained on those captions, caption accuracy turns itself off (no classes), and the
+    checkpoint samples a prompt with words the captions never had."""
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    for i in range(12):
+        PILImage.new("L", (16, 16), 20 * i).save(folder / f"img_{i}.png")
+        (folder / f"img_{i}.txt").write_text(f"a grey square of shade {i}\na flat tile number {i}\n")
+    tokenizer = Path(__file__).parent.parent / "fixtures" / "checkpoints" / "vqgan_tokenizer_8d791b7.ckpt"
+    run = train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer}", "data=captions",
+                              f"data.path={folder}", "data.channels=1", "data.batch_size=4", "data.val_fraction=0.25",
+                              "metrics=none", "trainer.max_epochs=1", fast=False))  # fmt: skip
+    assert run.module.text_tokenizer.vocab_size <= 512
+    assert "val/caption_acc" not in run.metrics
+    assert (tmp_path / "run" / "samples" / "epoch_0000.png").is_file()
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    paths = sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "prompts=[a red bus parked on a street]", "n=2"),
+                   tmp_path / "out")  # fmt: skip
+    assert len(paths) == 2 and PILImage.open(paths[0]).size == (16, 16)
