@@ -3,9 +3,13 @@
 # 16-mixed loss scaling, bf16-mixed with compile=true, both text-to-image stages of the digits presets, and
 # sampling free-text prompts from the result. Prints each run's wall time and final metrics.
 #   bash scripts/gpu_smoke.sh [OUT_DIR]        (PYTHON=... picks the interpreter; default python3)
+# TRAINER=cpu DEVICE=cpu EXTRA="trainer.max_epochs=1 trainer.limit_train_batches=2" checks the script itself on a CPU.
 set -euo pipefail
 out=${1:-logs/gpu_smoke}
 py=${PYTHON:-python3}
+trainer=${TRAINER:-gpu}
+device=${DEVICE:-cuda}
+read -r -a extra <<<"${EXTRA:-}"
 mkdir -p "$out"
 
 final_metrics() {  # the last logged value of each key of a run's metrics.csv that matches $2
@@ -22,21 +26,22 @@ train() {  # name, metric regex, overrides...
   local name=$1 pattern=$2
   shift 2
   local start=$SECONDS
-  "$py" -m parti_exp.train trainer=gpu "hydra.run.dir=$out/$name" "$@" >"$out/$name.log" 2>&1 ||
+  "$py" -m parti_exp.train "trainer=$trainer" "hydra.run.dir=$out/$name" "$@" "${extra[@]}" >"$out/$name.log" 2>&1 ||
     { echo "$name FAILED"; tail -30 "$out/$name.log"; exit 1; }
   echo "$name: $((SECONDS - start)) s"
   final_metrics "$out/$name/csv/metrics.csv" "$pattern"
 }
 
-"$py" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
+"$py" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU')"
 train dcgan_fp32 "fid_clf|is_clf|g_loss" trainer.max_epochs=5 metrics.every_n_epochs=5
-train wgan_gp_fp16 "train/gp|g_loss|d_loss" model=wgan_gp precision=16-mixed trainer.max_epochs=2 metrics=none
+fp16=$([ "$trainer" = cpu ] && echo bf16-mixed || echo 16-mixed)  # float16 loss scaling needs CUDA
+train wgan_gp_fp16 "train/gp|g_loss|d_loss" model=wgan_gp precision=$fp16 trainer.max_epochs=2 metrics=none
 train dcgan_bf16_compiled "g_loss|d_loss" precision=bf16-mixed compile=true trainer.max_epochs=2 metrics=none
 train tokenizer_digits "val/psnr|perplexity" experiment=tokenizer_digits
 train parti_digits "caption_acc|fid_clf|val/ce" experiment=parti_digits \
   "model.tokenizer_ckpt=$out/tokenizer_digits/checkpoints/last.ckpt"
 start=$SECONDS
-"$py" -m parti_exp.sample "ckpt_path=$out/parti_digits/checkpoints/last.ckpt" device=cuda n=8 "out_dir=$out/prompts" \
+"$py" -m parti_exp.sample "ckpt_path=$out/parti_digits/checkpoints/last.ckpt" "device=$device" n=8 "out_dir=$out/prompts" \
   'prompts=["a handwritten seven","the digit 2","a red bus parked on a street"]' >"$out/sample.log" 2>&1 ||
   { echo "sample FAILED"; tail -30 "$out/sample.log"; exit 1; }
 echo "sample: $((SECONDS - start)) s, $(find "$out/prompts" -name '*.png' | wc -l) PNGs"

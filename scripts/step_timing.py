@@ -9,13 +9,13 @@ from pathlib import Path
 from statistics import median
 
 import torch
-from lightning.pytorch import Callback, seed_everything
+from lightning.pytorch import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from hydra_compose import compose_train  # noqa: E402
 
-from parti_exp.builders import build_datamodule, build_module, build_trainer  # noqa: E402
+from parti_exp.train import train  # noqa: E402
 
 
 class StepTimer(Callback):
@@ -42,20 +42,20 @@ class StepTimer(Callback):
 
 
 def framework_step_time(overrides: list[str], steps: int, warmup: int, workdir: Path) -> float:
-    """Seconds per training step of the GANModule under Lightning, for the composed config."""
+    """Seconds per training step of the GANModule under Lightning, for the composed config: the training loop
+    alone, without loggers and the config's callbacks (grids, checkpoints), which a hand loop does not have."""
     cfg = compose_train(
         workdir,
         *overrides,
         f"trainer.limit_train_batches={warmup + steps}",
         "trainer.limit_val_batches=0",
         "trainer.max_epochs=1",
+        "~logger",
+        "~callbacks",
         fast=False,
     )
-    seed_everything(cfg.seed)
-    datamodule, module = build_datamodule(cfg), build_module(cfg)
     timer = StepTimer(warmup)
-    trainer = build_trainer(cfg, [timer], [])
-    trainer.fit(module, datamodule=datamodule)
+    train(cfg, [timer])
     return timer.seconds_per_step
 
 

@@ -6,8 +6,8 @@ from hydra_compose import compose_sample
 from hydra_compose import run_entry_point as run
 from PIL import Image
 
-from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer
 from parti_exp.sample import sample
+from parti_exp.train import train
 
 
 @pytest.mark.slow
@@ -48,8 +48,7 @@ def test_train_then_sample_from_the_command_line(tmp_path):
 @pytest.mark.parametrize("model", ["dcgan", "wgan_gp"])
 def test_sample_works_for_every_model_and_is_reproducible(cfg_factory, tmp_path, model):
     cfg = cfg_factory(f"model={model}", "trainer.limit_train_batches=2", "data.img_size=16")
-    module = build_module(cfg)
-    build_trainer(cfg, build_callbacks(cfg), []).fit(module, datamodule=build_datamodule(cfg))
+    train(cfg)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     first = sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "n=5", "batch_size=2"), tmp_path / "a")
     second = sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "n=5", "batch_size=5"), tmp_path / "b")

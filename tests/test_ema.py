@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+from hydra_compose import BeforeFit
 from lightning.pytorch import Callback
 from torch import nn
 
-from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer
 from parti_exp.checkpoints import read_checkpoint
 from parti_exp.ema import EMA
+from parti_exp.train import train
 
 
 class Scalar(nn.Module):
@@ -93,10 +94,10 @@ def flat(net: nn.Module) -> torch.Tensor:
 
 def test_gan_module_samples_from_the_average_and_checkpoints_it(cfg_factory, tmp_path):
     cfg = cfg_factory("+model.ema._target_=parti_exp.ema.EMA", "+model.ema.beta=0.5", "trainer.limit_train_batches=3")
-    module = build_module(cfg)
-    initial, record = flat(module.generator), RecordGenerator()
-    trainer = build_trainer(cfg, [*build_callbacks(cfg), record], [])
-    trainer.fit(module, datamodule=build_datamodule(cfg))
+    initial, record = {}, RecordGenerator()
+    run = train(cfg, [BeforeFit(lambda untrained: initial.update(g=flat(untrained.generator))), record])
+    module, trainer = run.module, run.trainer
+    initial = initial["g"]
 
     g1, g2, g3 = record.weights
     average = flat(module.generator_ema)

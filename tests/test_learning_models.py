@@ -10,12 +10,12 @@ and 2e-4 need tens of thousands of G steps).
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import seed_everything
+from hydra_compose import BeforeFit
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from test_learning import judge
 
-from parti_exp.builders import build_datamodule, build_module, build_trainer
+from parti_exp.train import train
 
 SHORT_RESNET = ["model.n_critic=1", "model.g_optimizer.lr=1e-3", "model.d_optimizer.lr=1e-3"]
 RUNS = {
@@ -50,13 +50,15 @@ def test_short_run_learns_varied_digits(cfg_factory, model):
     digits = load_digits()
     classifier = LogisticRegression(max_iter=3000).fit(digits.data, digits.target)
     cfg = cfg_factory(
-        f"model={model}", "data.img_size=16", "data.batch_size=64", "trainer.limit_val_batches=0", *RUNS[model]
+        f"model={model}", "data.img_size=16", "data.batch_size=64", "trainer.limit_val_batches=0", *RUNS[model],
+        "~callbacks", "~logger",
     )
-    seed_everything(cfg.seed)
-    datamodule, module = build_datamodule(cfg), build_module(cfg)
-    judged = EachClassInTurn(module) if model == "cgan_pd" else module
-    distance_before, _, _ = judge(judged, digits, classifier)
-    build_trainer(cfg, [], []).fit(module, datamodule=datamodule)
+    wrap = (lambda module: EachClassInTurn(module)) if model == "cgan_pd" else (lambda module: module)
+    before = {}
+    record = BeforeFit(lambda untrained: before.update(judged=judge(wrap(untrained), digits, classifier)))
+    module = train(cfg, [record]).module
+    judged = wrap(module)
+    distance_before, _, _ = before["judged"]
     distance_after, n_classes, share_after = judge(judged, digits, classifier)
 
     assert distance_after < 0.7 * distance_before
