@@ -64,3 +64,12 @@ def test_read_only_checkpoint_directory_stops_the_run_and_keeps_the_previous_che
                           "+callbacks.model_checkpoint.enable_version_counter=false"))  # fmt: skip
     after = read_checkpoint(read_only / "last.ckpt")["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_last_epoch_keeps_its_checkpoint_when_a_step_save_falls_on_its_last_batch(cfg_factory, tmp_path):
+    # 4 batches per epoch, one G step each: the step save at G step 8 is the second epoch's last batch.
+    train(cfg_factory("trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=0",
+                      "callbacks.model_checkpoint.every_n_g_steps=4"))  # fmt: skip
+    saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    assert saved == ["epoch_0001.ckpt", "last.ckpt"]
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch_0001.ckpt")["gan_steps"]["g_step"] == 8

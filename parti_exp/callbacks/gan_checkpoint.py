@@ -46,5 +46,9 @@ class GANCheckpoint(ModelCheckpoint):
 
     def save_last_now(self, trainer: Trainer) -> str:
         """Write ``last.ckpt`` with the state of this moment (used by the step schedule and by preemption)."""
+        epoch_end_marker = self._last_global_step_saved
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        # ModelCheckpoint skips its epoch-end save when a checkpoint exists for this global step: a step save of
+        # last.ckpt that falls on the epoch's last batch must not cost the epoch its epoch_NNNN.ckpt.
+        self._last_global_step_saved = epoch_end_marker
         return self.last_model_path
