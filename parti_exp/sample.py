@@ -1,7 +1,9 @@
 """python -m parti_exp.sample ckpt_path=PATH n=256 out_dir=DIR: one PNG per image plus grid.png.
 
 With a text-to-image checkpoint: ``prompts='["a handwritten seven","the digit 2"]' n=16`` writes one folder of
-PNGs per prompt and grid.png with each prompt above its row."""
+PNGs per prompt and grid.png with each prompt above its row; ``n_candidates=k`` keeps the best of k samples per image,
+as scored by the contrastive scorer at ``scorer_ckpt`` (any data) or, without it, by the held-out digit classifier
+(labelled data)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from parti_exp.gan import GANModule
 from parti_exp.images import save_captioned_grid, save_each, save_grid
 from parti_exp.instantiate import instantiate
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
-from parti_exp.parti.rerank import ClassifierScorer, sample_reranked
+from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
+from parti_exp.parti.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.parti.sampling import SamplingConfig
 from parti_exp.parti.text_to_image import TextToImageModule
 
@@ -41,6 +44,10 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     if cfg.get("prompts") is not None:
         raise ValueError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
                          f"{type(module).__name__}")  # fmt: skip
+    if isinstance(module, ContrastiveModule):
+        raise ValueError(f"{cfg.ckpt_path} is a contrastive scorer (model=contrastive): it scores images, it does "
+                         "not make them; pass it as scorer_ckpt= with a text-to-image ckpt_path and "
+                         "n_candidates > 1")  # fmt: skip
     if not isinstance(module, GANModule):
         raise ValueError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint (model=vqgan: an image tokenizer): "
                          "it reconstructs images, it does not sample them; train model=parti with "
@@ -72,18 +79,9 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
     """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
     prompts = list(cfg.prompts)
     sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
-    scorer = None
-    if cfg.n_candidates > 1:
-        datamodule = instantiate(train_cfg.data)
-        source = datamodule.caption_source()
-        if not isinstance(source, LabelCaptions):
-            raise ValueError(
-                f"n_candidates={cfg.n_candidates} reranks with the digit classifier, which needs labelled data; "
-                f"{cfg.ckpt_path} was trained on {datamodule.name}'s free-text captions"
-            )
-        classifier = load_or_train_classifier(datamodule.train_set, datamodule.val_set, datamodule.num_classes,
-                                              cfg.classifier_cache_dir, module.device).net  # fmt: skip
-        scorer = ClassifierScorer(classifier, source.captioner)
+    scorer = reranking_scorer(module, train_cfg, cfg) if cfg.n_candidates > 1 else None
+    if scorer is None and cfg.get("scorer_ckpt"):
+        raise ValueError(f"scorer_ckpt is for reranking: set n_candidates > 1 (got {cfg.n_candidates})")
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
     paths, rows = [], []
     for prompt in prompts:
@@ -92,6 +90,25 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
         rows.append((prompt, images[:GRID_SIZE].cpu()))
     save_captioned_grid(rows, out_dir / "grid.png")
     return paths
+
+
+def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:
+    """The contrastive scorer of ``cfg.scorer_ckpt``, else the held-out digit classifier of labelled data."""
+    if cfg.get("scorer_ckpt"):
+        scorer = load_contrastive(cfg.scorer_ckpt).to(module.device)
+        scorer.check_images_fit(train_cfg.data.img_size, train_cfg.data.channels, f"scorer_ckpt={cfg.scorer_ckpt}")
+        return ContrastiveScorer(scorer)
+    datamodule = instantiate(train_cfg.data)
+    source = datamodule.caption_source()
+    if not isinstance(source, LabelCaptions):
+        raise ValueError(
+            f"n_candidates={cfg.n_candidates} without scorer_ckpt reranks with the digit classifier, which needs "
+            f"labelled data; {cfg.ckpt_path} was trained on {datamodule.name}'s free-text captions: give "
+            "scorer_ckpt=<the checkpoints/last.ckpt of a `python -m parti_exp.train model=contrastive` run>"
+        )
+    classifier = load_or_train_classifier(datamodule.train_set, datamodule.val_set, datamodule.num_classes,
+                                          cfg.classifier_cache_dir, module.device).net  # fmt: skip
+    return ClassifierScorer(classifier, source.captioner)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="sample")

@@ -12,9 +12,10 @@ from parti_exp import CONF_DIR
 from parti_exp.builders import build_module
 from parti_exp.gan import AdversarialModule
 
-# Every adversarial model; model=parti is a Transformer over a trained tokenizer, with no loss group
-# (tests/parti/test_text_to_image_training.py builds it). `_gan` is the base they inherit, not a model of its own.
-MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in ("parti", "_gan"))
+# Every adversarial model; model=parti is a Transformer over a trained tokenizer and model=contrastive a scorer, with
+# no loss group (tests/parti/ builds them). `_gan` and `_text_tokenizer` are bases models inherit, not models.
+NOT_ADVERSARIAL = ("parti", "contrastive")
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("[!_]*.yaml") if p.stem not in NOT_ADVERSARIAL)
 LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
 LOSS_CLASS = {
     "bce": "MinimaxLoss",

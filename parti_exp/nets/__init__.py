@@ -9,7 +9,9 @@ The roles a net can play, as the modules that train them call them:
   logits per image patch (``B x 1 x h x w``, the patch discriminator); the losses average over what it returns;
 - an image tokenizer (``ImageTokenizer``): an autoencoder with a quantised bottleneck, ``encode(images)`` ->
   ``B x h x w`` code indices on a ``token_grid`` of ``codebook_size`` codes, ``decode(indices)`` -> images, and
-  ``forward(images, labels=None)`` -> ``(reconstructions, Quantized)`` for training (the VQGAN).
+  ``forward(images, labels=None)`` -> ``(reconstructions, Quantized)`` for training (the VQGAN);
+- an image embedder (``ImageEmbedder``): ``forward(images)`` -> ``B x dim`` features of ``channels x img_size x
+  img_size`` images, the image tower of the contrastive scorer (``image_encoder.py``).
 
 Unconditional nets ignore ``labels``; the training loop always passes them, so a conditional net needs no change
 to the loop.
@@ -37,3 +39,12 @@ class ImageTokenizer(Protocol):
     def encode(self, images: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ImageEmbedder(Protocol):
+    img_size: int
+    channels: int
+    dim: int
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor: ...

@@ -1,7 +1,8 @@
 """Reranking: draw several candidates per requested image and keep the one a scorer likes best.
 
-Parti reranks with CoCa's image-text similarity; on labelled laptop-scale data the held-out classifier's
-probability for the captioned class plays that part: it prefers the candidates that show what the caption says.
+Parti reranks with CoCa's image-text similarity; here a contrastive dual encoder trained on the same captions
+(``model=contrastive``) plays that part for any data, and on labelled data the held-out classifier's probability
+for the captioned class can too: each prefers the candidates that show what the caption says.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 
 from parti_exp.data.label_captions import Captioner
 from parti_exp.metrics.digit_classifier import class_probabilities
+from parti_exp.parti.contrastive import ContrastiveModule
 
 Scorer = Callable[[torch.Tensor, str], torch.Tensor]
 
@@ -28,6 +30,16 @@ class ClassifierScorer:
         if target is None:
             raise ValueError(f"cannot rerank for {caption!r}: it names no class the classifier knows")
         return class_probabilities(self.classifier, images)[:, target].cpu()
+
+
+class ContrastiveScorer:
+    """Score of an image for a caption: their cosine similarity in a contrastive scorer's space."""
+
+    def __init__(self, model: ContrastiveModule) -> None:
+        self.model = model
+
+    def __call__(self, images: torch.Tensor, caption: str) -> torch.Tensor:
+        return (self.model.embed_images(images) @ self.model.embed_captions([caption])[0]).cpu()
 
 
 @torch.no_grad()

@@ -6,51 +6,34 @@ and the Transformer learns the codes by cross-entropy, with teacher forcing. A s
 by the null caption (condition dropout), which is what lets classifier-free guidance ask the same network for
 an unconditional prediction at sampling time.
 
-The text tokenizer is trained on the training captions when the fit starts (``setup``; cached per corpus), unless
-``model.text_tokenizer.path`` names a tokenizer file; either way the checkpoint stores it, so a checkpoint samples
-any prompt on its own. The text embedding has ``model.text_tokenizer.vocab_size`` rows, fixed before the data is
-read. Checkpoints written before the subword tokenizer (``text_tokenizer: null``) keep their word tokenizer.
+The text tokenizer is trained on the training captions when the fit starts, or read from a file, and stored in the
+checkpoint, so a checkpoint samples any prompt on its own (``CaptionedModule``). Checkpoints written before the
+subword tokenizer (``text_tokenizer: null``) keep their word tokenizer.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from hydra.utils import get_class
-from lightning.pytorch import LightningModule
 from omegaconf import OmegaConf
 from torch import nn
 
 from parti_exp.checkpoints import MODEL_EXTRAS_KEY, load_net
-from parti_exp.data.caption_source import CaptionSource
 from parti_exp.data.label_captions import captioner_for
 from parti_exp.distributed import seed_per_rank
 from parti_exp.instantiate import instantiate
 from parti_exp.nets import ImageTokenizer
+from parti_exp.parti.captioned_module import CaptionedModule
 from parti_exp.parti.sampling import SamplingConfig, sample_image_tokens
-from parti_exp.parti.text_tokenizer import BPETokenizer, TextTokenizer, WordTokenizer, tokenizer_from_state
+from parti_exp.parti.text_tokenizer import WordTokenizer
 from parti_exp.parti.transformer import TextToImageTransformer
 
 TransformerFactory = Callable[..., TextToImageTransformer]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class TextTokenizerSettings:
-    """``model.text_tokenizer``: a byte-level BPE of ``vocab_size`` tokens trained on the captions (cached in
-    ``cache_dir``), or the tokenizers file at ``path``."""
-
-    vocab_size: int = 512
-    lowercase: bool = True
-    path: str | None = None
-    cache_dir: str | None = None
 
 
 def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
@@ -70,7 +53,7 @@ def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
     return net, net_cfg
 
 
-class TextToImageModule(LightningModule):
+class TextToImageModule(CaptionedModule):
     def __init__(
         self,
         tokenizer_ckpt: str,
@@ -91,29 +74,12 @@ class TextToImageModule(LightningModule):
         ``image_tokenizer``: leave null. Checkpoints of this module record the tokenizer's net config there, so
         that they rebuild the model on their own (the tokenizer's weights are in their state_dict). It is YAML
         text rather than a mapping because Hydra would build a nested ``_target_`` before this module sees it."""
-        super().__init__()
         if not 0.0 <= condition_dropout < 1.0:
             raise ValueError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}")
-        self.max_text_len = max_text_len
-        self.text_tokenizer_settings: TextTokenizerSettings | None = None
-        # Trained from the captions in setup() (or read from a checkpoint) unless a file or the word list gives it.
-        self.text_tokenizer: TextTokenizer | None = None
-        if text_tokenizer is None:
-            captioner = captioner_for(get_class(dataset).name) if dataset else None
-            if captioner is None:
-                raise ValueError("model.text_tokenizer is required (the subword tokenizer's settings)")
-            self.text_tokenizer = WordTokenizer.from_captioner(captioner, max_len=max_text_len)
-            text_vocab_size = self.text_tokenizer.vocab_size
-        else:
-            self.text_tokenizer_settings = TextTokenizerSettings(**text_tokenizer)
-            text_vocab_size = self.text_tokenizer_settings.vocab_size
-            if self.text_tokenizer_settings.path is not None:
-                self.text_tokenizer = BPETokenizer.from_file(self.text_tokenizer_settings.path, max_text_len)
-                # A tokenizer file brings its own vocabulary: the embedding has a row for each of its tokens.
-                text_vocab_size = self.text_tokenizer.vocab_size
-        # The data's captions: set when a fit starts (setup), or by whoever measures the model on that data
-        # (use_captions).
-        self.captions: CaptionSource | None = None
+        word_tokenizer = None
+        if text_tokenizer is None and dataset:
+            word_tokenizer = WordTokenizer.from_captioner(captioner_for(get_class(dataset).name), max_text_len)
+        super().__init__(text_tokenizer, max_text_len, word_tokenizer)
         if image_tokenizer is None:
             self.image_tokenizer, tokenizer_config = load_image_tokenizer(tokenizer_ckpt)
             self.image_tokenizer_yaml = OmegaConf.to_yaml(OmegaConf.create(tokenizer_config))
@@ -123,7 +89,7 @@ class TextToImageModule(LightningModule):
         self.image_tokenizer.eval().requires_grad_(False)
         self._check_tokenizer_fits_data(tokenizer_ckpt, data_img_size, data_channels)
         self.transformer = transformer(
-            text_vocab_size=text_vocab_size,
+            text_vocab_size=self.text_vocab_rows,
             codebook_size=self.image_tokenizer.codebook_size,
             token_grid=self.image_tokenizer.token_grid,
             max_text_len=max_text_len,
@@ -131,30 +97,6 @@ class TextToImageModule(LightningModule):
         self.optimizer_factory = optimizer
         self.condition_dropout = condition_dropout
         self.sampling = SamplingConfig(**(sampling or {}))
-
-    def setup(self, stage: str) -> None:
-        self.use_captions(self.trainer.datamodule.caption_source())
-
-    def use_captions(self, source: CaptionSource) -> None:
-        """Caption with ``source`` (the data's); trains the text tokenizer on its corpus if the model has none yet."""
-        self.captions = source
-        if self.text_tokenizer is None:
-            self.text_tokenizer = self._trained_text_tokenizer(source.corpus())
-
-    def _trained_text_tokenizer(self, corpus: list[str]) -> BPETokenizer:
-        settings = self.text_tokenizer_settings
-        if settings.cache_dir is None:
-            tokenizer = BPETokenizer.train(corpus, settings.vocab_size, self.max_text_len, settings.lowercase)
-        else:
-            tokenizer = BPETokenizer.cached(corpus, settings.cache_dir, settings.vocab_size, self.max_text_len,
-                                            settings.lowercase)  # fmt: skip
-        lengths = tokenizer.token_counts(corpus)
-        too_long = sum(length > self.max_text_len for length in lengths)
-        if too_long:
-            log.warning("text tokenizer: %d of %d training captions are longer than max_text_len=%d tokens (up to "
-                        "%d) and are truncated; raise model.max_text_len to keep them whole", too_long, len(corpus),
-                        self.max_text_len, max(lengths))  # fmt: skip
-        return tokenizer
 
     def _check_tokenizer_fits_data(self, path: str, img_size: int | None, channels: int | None) -> None:
         if img_size is None or channels is None:
@@ -187,11 +129,6 @@ class TextToImageModule(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.transformer.parameters())
-
-    def encode_captions(self, captions: list[str], warn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and mask on the model's device; ``warn``: report prompts cut at ``max_text_len``."""
-        ids, mask = self.text_tokenizer.encode(captions, warn=warn)
-        return ids.to(self.device), mask.to(self.device)
 
     def _batch_loss(self, batch, drop_conditions: bool) -> torch.Tensor:
         images, labels = batch
@@ -238,18 +175,6 @@ class TextToImageModule(LightningModule):
         return self.sample_images(captions, generator=torch.Generator(self.device).manual_seed(seed))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # The tokenizer is part of the model: the checkpoint samples without the captions it was trained on.
-        checkpoint["text_tokenizer"] = self.text_tokenizer.state_dict()
-        # The tokenizer's architecture, so the checkpoint rebuilds without the tokenizer's own file.
+        super().on_save_checkpoint(checkpoint)
+        # The image tokenizer's architecture, so the checkpoint rebuilds without the tokenizer's own file.
         checkpoint[MODEL_EXTRAS_KEY] = {"image_tokenizer": self.image_tokenizer_yaml}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "text_tokenizer" in checkpoint:
-            saved = tokenizer_from_state(checkpoint["text_tokenizer"])
-            rows = self.transformer.text_embed.num_embeddings
-            if saved.vocab_size > rows:
-                raise ValueError(
-                    f"this checkpoint's text tokenizer has {saved.vocab_size} tokens, the text embedding {rows} rows: "
-                    "model.text_tokenizer.vocab_size must be what it was trained with"
-                )
-            self.text_tokenizer = saved

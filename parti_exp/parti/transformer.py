@@ -148,7 +148,60 @@ class DecoderBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
 
-class TextToImageTransformer(nn.Module):
+def check_sizes(owner: str, positive: dict[str, float]) -> None:
+    for name, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"{owner}: {name} must be > 0, got {value}")
+
+
+class TextEncoder(nn.Module):
+    """Caption ``(text_ids, text_mask)`` -> ``B x L x dim`` states, bidirectional self-attention over the tokens.
+
+    Parti's encoder (``TextToImageTransformer`` is one, with a decoder on top) and the text tower of the contrastive
+    scorer (``parti_exp.parti.dual_encoder``)."""
+
+    def __init__(
+        self,
+        text_vocab_size: int,
+        max_text_len: int = 16,
+        dim: int = 256,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        sizes = {"text_vocab_size": text_vocab_size, "max_text_len": max_text_len, "dim": dim, "depth": depth,
+                 "heads": heads, "mlp_ratio": mlp_ratio}  # fmt: skip
+        check_sizes(owner, sizes)
+        if dim % heads != 0:
+            raise ValueError(f"{owner}: dim ({dim}) must be divisible by heads ({heads})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout}")
+        self.dim = dim
+        self.max_text_len = max_text_len
+        self.text_embed = nn.Embedding(text_vocab_size, dim)
+        self.text_pos = nn.Embedding(max_text_len, dim)
+        self.encoder = nn.ModuleList(EncoderBlock(dim, heads, mlp_ratio, dropout) for _ in range(depth))
+        self.encoder_norm = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def encode_text(self, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """``B x L x dim`` states; positions where ``text_mask`` is False are never attended to, so trailing padding
+        changes nothing. Every row needs at least one True (the text tokenizer guarantees it; a fully masked row
+        would make every attention to it NaN)."""
+        positions = torch.arange(text_ids.shape[1], device=text_ids.device)
+        x = self.drop(self.text_embed(text_ids) + self.text_pos(positions))
+        padding = key_padding_mask(text_mask)
+        for block in self.encoder:
+            x = block(x, padding)
+        return self.encoder_norm(x)
+
+
+# A subclass rather than an attribute holding a TextEncoder: the encoder's weights keep the state-dict keys
+# (text_embed, encoder.0..., encoder_norm) of the checkpoints written before the contrastive scorer shared it.
+class TextToImageTransformer(TextEncoder):
     """Caption ``(text_ids, text_mask)`` -> logits over the codebook for each image token in raster order."""
 
     def __init__(
@@ -164,35 +217,14 @@ class TextToImageTransformer(nn.Module):
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        positive = {
-            "text_vocab_size": text_vocab_size,
-            "codebook_size": codebook_size,
-            "max_text_len": max_text_len,
-            "dim": dim,
-            "encoder_depth": encoder_depth,
-            "decoder_depth": decoder_depth,
-            "heads": heads,
-            "mlp_ratio": mlp_ratio,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"TextToImageTransformer: {name} must be > 0, got {value}")
+        check_sizes(type(self).__name__, {"codebook_size": codebook_size, "encoder_depth": encoder_depth,
+                                          "decoder_depth": decoder_depth})  # fmt: skip
         if len(token_grid) != 2 or min(token_grid) <= 0:
             raise ValueError(f"TextToImageTransformer: token_grid must be (h, w) with h, w > 0, got {token_grid}")
-        if dim % heads != 0:
-            raise ValueError(f"TextToImageTransformer: dim ({dim}) must be divisible by heads ({heads})")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"TextToImageTransformer: dropout must be in [0, 1), got {dropout}")
+        super().__init__(text_vocab_size, max_text_len, dim, encoder_depth, heads, mlp_ratio, dropout)
         self.codebook_size = codebook_size
         self.token_grid = (int(token_grid[0]), int(token_grid[1]))
         self.num_image_tokens = self.token_grid[0] * self.token_grid[1]
-        self.max_text_len = max_text_len
-
-        self.text_embed = nn.Embedding(text_vocab_size, dim)
-        self.text_pos = nn.Embedding(max_text_len, dim)
-        self.encoder = nn.ModuleList(EncoderBlock(dim, heads, mlp_ratio, dropout) for _ in range(encoder_depth))
-        self.encoder_norm = nn.LayerNorm(dim)
 
         self.image_embed = nn.Embedding(codebook_size, dim)
         self.row_pos = nn.Embedding(self.token_grid[0], dim)
@@ -201,7 +233,6 @@ class TextToImageTransformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(dim, heads, mlp_ratio, dropout) for _ in range(decoder_depth))
         self.decoder_norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, codebook_size)
-        self.drop = nn.Dropout(dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -213,17 +244,6 @@ class TextToImageTransformer(nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
         nn.init.normal_(self.bos, std=0.02)
-
-    def encode_text(self, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        """``B x L x dim`` memory for the decoder's cross-attention; positions where ``text_mask`` is False are
-        never attended to, so trailing padding changes nothing. Every row needs at least one True (the text
-        tokenizer guarantees it; a fully masked row would make every attention to it NaN)."""
-        positions = torch.arange(text_ids.shape[1], device=text_ids.device)
-        x = self.drop(self.text_embed(text_ids) + self.text_pos(positions))
-        padding = key_padding_mask(text_mask)
-        for block in self.encoder:
-            x = block(x, padding)
-        return self.encoder_norm(x)
 
     def image_positions(self, device: torch.device) -> torch.Tensor:
         """``N x dim``: row embedding + column embedding of each raster position."""
