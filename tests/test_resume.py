@@ -11,7 +11,7 @@ import torch
 from parti_exp.callbacks.preemption import Preempted
 from parti_exp.checkpoints import read_checkpoint
 from parti_exp.data.epoch_sampler import EpochShardSampler
-from parti_exp.gan import GANModule
+from parti_exp.gan import AdversarialModule, GANModule
 from parti_exp.train import train
 
 # 3 epochs of 6 batches; a checkpoint every 2 G steps; EMA and an LR schedule so their state is exercised too.
@@ -29,7 +29,7 @@ RUN = [
 
 def interrupt_after_d_step(monkeypatch, k: int) -> None:
     """Send this process SIGUSR1 (a real signal, handled by the Preemption callback) once D step k is done."""
-    original = GANModule.training_step
+    original = AdversarialModule.training_step
 
     def training_step(self, batch, batch_idx):
         result = original(self, batch, batch_idx)
@@ -37,7 +37,7 @@ def interrupt_after_d_step(monkeypatch, k: int) -> None:
             os.kill(os.getpid(), signal.SIGUSR1)
         return result
 
-    monkeypatch.setattr(GANModule, "training_step", training_step)
+    monkeypatch.setattr(AdversarialModule, "training_step", training_step)
 
 
 def final_state(run_dir) -> dict:
