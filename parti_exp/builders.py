@@ -7,12 +7,14 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from parti_exp.callbacks.config_in_checkpoint import ConfigInCheckpoint
+from parti_exp.errors import ConfigError, UnavailableError
 from parti_exp.instantiate import instantiate
 from parti_exp.loggers import wandb_logger_kwargs
+from parti_exp.wandb_preflight import start_run, wandb_offline
 
 
 def build_datamodule(cfg: DictConfig) -> LightningDataModule:
@@ -30,7 +32,7 @@ def build_module(cfg: DictConfig) -> LightningModule:
     module = instantiate(cfg.model, _convert_="all")
     if cfg.get("compile"):
         if not isinstance(module, CompilesNets):
-            raise ValueError(f"compile=true: {type(module).__name__} does not say which of its nets to compile")
+            raise ConfigError(f"compile=true: {type(module).__name__} does not say which of its nets to compile")
         module.compile_nets()
     return module
 
@@ -44,19 +46,38 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     return callbacks
 
 
+def build_wandb_logger(logger_cfg: DictConfig) -> WandbLogger:
+    """The W&B logger, checked and started: a job that cannot log online fails here, before any data is decoded
+    (or logs offline with ``fallback_offline``)."""
+    logger_cfg = logger_cfg.copy()
+    with open_dict(logger_cfg):
+        # Ours, not a WandbLogger argument (its unknown keywords would go to wandb.init).
+        fallback_offline = logger_cfg.pop("fallback_offline", False)
+    extra = wandb_logger_kwargs(logger_cfg)
+    if wandb_offline(logger_cfg.get("offline", False), fallback_offline):
+        # Also told to wandb.init directly: the check may have started W&B's session, which then ignores the
+        # WANDB_MODE variable that WandbLogger(offline=True) sets.
+        extra.update(offline=True, mode="offline")
+    logger = instantiate(logger_cfg, **extra)
+    start_run(logger)
+    return logger
+
+
 def build_loggers(cfg: DictConfig) -> list[Logger]:
     loggers = []
     for logger_cfg in (cfg.get("logger") or {}).values():
         if logger_cfg is None:
             continue
-        extra = wandb_logger_kwargs(logger_cfg) if logger_cfg._target_.endswith("WandbLogger") else {}
-        loggers.append(instantiate(logger_cfg, **extra))
+        if logger_cfg._target_.endswith("WandbLogger"):
+            loggers.append(build_wandb_logger(logger_cfg))
+        else:
+            loggers.append(instantiate(logger_cfg))
     return loggers
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
     if cfg.trainer.get("accelerator") == "gpu" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise UnavailableError(
             "trainer.accelerator=gpu, but this machine has no CUDA GPU visible to PyTorch "
             f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Use trainer=cpu, or "
             "trainer=ddp_sim to exercise the DDP code path on CPU processes."

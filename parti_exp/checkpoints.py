@@ -15,6 +15,12 @@ within one directory.
 Resuming: ``ckpt_path`` as users give it (a file, a run directory, or ``last``) and the checks a resume needs
 first. Lightning would resume from any checkpoint whose tensors happen to fit and fail late and cryptically on
 one that does not; the stored config names a mismatch before anything is built.
+
+Trust: every checkpoint read (sample, evaluate, resume checks, Lightning's own resume load, ``model.tokenizer_ckpt``)
+goes through ``load_checkpoint_file``, which unpickles with ``weights_only=True``: tensors, numbers, strings and
+plain containers, nothing that could run code. Our checkpoints need nothing else, and ``write_atomically`` refuses to
+write one that would (so a new kind of state fails the first save, not a stranger's load). The stored run config is
+checked before anything is built from it (``parti_exp.trust``). ``trust_checkpoint=true`` lifts both checks.
 """
 
 from __future__ import annotations
@@ -22,17 +28,20 @@ from __future__ import annotations
 import io
 import logging
 import os
+import pickle
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol, get_filesystem
 from lightning.pytorch import LightningModule
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from parti_exp.errors import BadCheckpointError, MissingInputError, UntrustedCheckpointError, UserError
 from parti_exp.instantiate import instantiate
+from parti_exp.trust import TRUST_REMEDY, check_stored_targets, checkpoints_trusted
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +56,53 @@ MOVED_TARGETS = {
 }
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Read a parti_exp checkpoint on the CPU, with a clear error for anything else."""
+def _unsafe_globals(source: str | Path | IO[bytes]) -> list[str]:
+    """The pickled globals in a ``torch.save`` file that weights-only loading refuses (read, never called)."""
+    if not isinstance(source, (str, Path)):
+        source.seek(0)
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(source)
+    except (ValueError, RuntimeError, pickle.UnpicklingError):  # not a zip checkpoint: nothing to list
+        return []
+
+
+def load_checkpoint_file(source: str | Path | IO[bytes], key: str = "ckpt_path", mmap: bool = False) -> Any:
+    """Unpickle a ``torch.save`` file on the CPU: weights only (tensors and plain data) unless the user trusts
+    checkpoints. ``key`` names the setting the file came from in error messages; ``mmap`` (paths only) maps tensors
+    instead of reading them."""
+    name = source if isinstance(source, (str, Path)) else getattr(source, "name", "the file")
+    trusted = checkpoints_trusted()
+    try:
+        return torch.load(source, map_location="cpu", weights_only=not trusted, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        found = [] if trusted else _unsafe_globals(source)
+        if found:
+            raise UntrustedCheckpointError(
+                f"{key}={name} was not loaded: besides tensors and plain data it holds pickled Python objects "
+                f"({', '.join(sorted(set(found)))}), and unpickling those can run any code. Checkpoints written by "
+                f"parti_exp never hold them: this file is older, foreign or tampered with. {TRUST_REMEDY}"
+            ) from error
+        raise BadCheckpointError(f"{key}={name} is not a readable PyTorch checkpoint: {error}") from error
+    except Exception as error:  # torch raises several types for a file that is not a checkpoint
+        raise BadCheckpointError(f"{key}={name} is not a readable PyTorch checkpoint: {error}") from error
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
+    """Read a parti_exp checkpoint on the CPU, with a clear error for anything else; ``key`` names the setting the
+    path came from in error messages. Its stored config is checked before anyone builds from it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={path} does not exist (or is not a file)")
-    try:
-        # Memory-mapped: checks that read only the stored config (a resume's) do not read every tensor.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as error:  # torch raises several types for a non-checkpoint file
-        raise ValueError(f"ckpt_path={path} is not a readable PyTorch checkpoint: {error}") from error
+        raise MissingInputError(f"{key}={path} does not exist (or is not a file)")
+    # Memory-mapped: checks that read only the stored config (a resume's) do not read every tensor.
+    checkpoint = load_checkpoint_file(path, key, mmap=True)
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
-        raise ValueError(
-            f"ckpt_path={path} is not a parti_exp training checkpoint (no stored run config); "
+        raise BadCheckpointError(
+            f"{key}={path} is not a parti_exp training checkpoint (no stored run config); "
             "use a .ckpt written by `python -m parti_exp.train` (<run dir>/checkpoints/last.ckpt)"
         )
+    check_stored_targets(_with_moved_targets(checkpoint[CONFIG_KEY]), f"{key}={path}")
+    # The extras are merged into the model config when it is read: they are checked under that name.
+    check_stored_targets({"model": checkpoint.get(MODEL_EXTRAS_KEY) or {}}, f"{key}={path}")
     return checkpoint
 
 
@@ -95,13 +136,13 @@ def module_from_checkpoint(checkpoint: dict) -> tuple[LightningModule, DictConfi
     return module, cfg
 
 
-def load_net(path: str | Path, prefix: str) -> tuple[nn.Module, dict]:
+def load_net(path: str | Path, prefix: str, key: str = "ckpt_path") -> tuple[nn.Module, dict]:
     """The net stored as ``model.<prefix>`` in a training checkpoint (e.g. ``generator``), built from its stored
-    config with its trained weights, and that config."""
-    checkpoint = read_checkpoint(path)
+    config with its trained weights, and that config. ``key`` names the setting ``path`` came from."""
+    checkpoint = read_checkpoint(path, key)
     net_cfg = OmegaConf.select(stored_config(checkpoint), f"model.{prefix}")
     if not isinstance(net_cfg, DictConfig) or "_target_" not in net_cfg:
-        raise ValueError(f"{path} holds no net model.{prefix}")
+        raise BadCheckpointError(f"{key}={path} holds no net model.{prefix}")
     net = instantiate(net_cfg)
     start = f"{prefix}."
     net.load_state_dict({k[len(start) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(start)})
@@ -128,12 +169,12 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
         for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
             if candidate.is_file():
                 return str(candidate)
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"ckpt_path={ckpt_path} is a directory without checkpoints/last.ckpt: give a run directory "
             "(logs/train/runs/<run>) or a .ckpt file"
         )
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"ckpt_path={ckpt_path} does not exist; give a .ckpt file, a run directory, or ckpt_path=last "
             "with hydra.run.dir set to the run to continue"
         )
@@ -151,7 +192,7 @@ MUST_MATCH = (
 
 
 def check_resumable(ckpt_path: str, cfg: DictConfig) -> None:
-    """Raise ValueError when the checkpoint was trained with another model or image shape than ``cfg``."""
+    """Raise BadCheckpointError when the checkpoint was trained with another model or image shape than ``cfg``."""
     stored = stored_config(read_checkpoint(ckpt_path))
     differences = []
     for key in MUST_MATCH:
@@ -159,7 +200,7 @@ def check_resumable(ckpt_path: str, cfg: DictConfig) -> None:
         if theirs != ours:
             differences.append(f"{key}: checkpoint {theirs!r}, this run {ours!r}")
     if differences:
-        raise ValueError(
+        raise BadCheckpointError(
             f"ckpt_path={ckpt_path} was trained with a different setup and cannot be resumed here ("
             + "; ".join(differences)
             + "). Pass the same model=/data= options as that run (its .hydra/config.yaml lists them)"
@@ -169,7 +210,7 @@ def check_resumable(ckpt_path: str, cfg: DictConfig) -> None:
 TEMP_MARKER = ".partial-"
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(UserError, OSError):
     """A checkpoint could not be written; the file it would have replaced is untouched."""
 
 
@@ -181,6 +222,13 @@ def write_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
     # stream positions; a plain write of bytes reports ENOSPC / EROFS as what they are.
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
+    needs_pickle = _unsafe_globals(buffer)
+    if needs_pickle:
+        # A bug, not the user's: some state was stored as a Python object. Our own loader would refuse the file.
+        raise TypeError(
+            f"refusing to write {path}: it would hold pickled Python objects ({', '.join(sorted(set(needs_pickle)))}) "
+            "that weights-only loading refuses; store that state as tensors, numbers, strings and containers"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Leftovers of writers that were killed mid-save (their pid is in the name) are garbage.
@@ -206,7 +254,16 @@ def write_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """TorchCheckpointIO whose local saves are atomic; remote URLs keep Lightning's own path."""
+    """TorchCheckpointIO whose local saves are atomic (remote URLs keep Lightning's own path), and whose loads (a
+    resume) go through ``load_checkpoint_file``: weights only unless the user trusts checkpoints."""
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        # The user's trust_checkpoint decides, whatever a caller passes as weights_only; tensors land on the CPU,
+        # as with Lightning's default map_location, and Lightning moves them where they belong.
+        if _is_local_file_protocol(path):
+            return load_checkpoint_file(path)
+        with get_filesystem(path).open(path, "rb") as file:
+            return load_checkpoint_file(file)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None or not _is_local_file_protocol(path):

@@ -15,11 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.errors import ConfigError
 from parti_exp.instantiate import instantiate
 from parti_exp.metrics.callback import ImageQualityMetrics
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.generated_images import MakesImagesForMetrics
 from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.trust import trusting_checkpoints
 
 
 def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -48,11 +50,11 @@ def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, override
 def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
     if not isinstance(module, MakesImagesForMetrics):
-        raise ValueError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint, which generates no images to "
-                         "measure (model=vqgan reconstructs them)")  # fmt: skip
+        raise ConfigError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint, which generates no images to "
+                          "measure (model=vqgan reconstructs them)")  # fmt: skip
     metrics_cfg = stored_or_composed("metrics", cfg, train_cfg, overrides)
     if not metrics_cfg.get("_target_"):
-        raise ValueError(
+        raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} was trained with metrics=none: choose the feature space, "
             "metrics=inception or metrics=classifier"
         )
@@ -99,11 +101,13 @@ def evaluate(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> d
     ``out_dir/metrics.json`` and return its content. ``overrides``: what was typed on the command line."""
     folders = cfg.real_dir is not None or cfg.fake_dir is not None
     if folders == (cfg.ckpt_path is not None) or (folders and (cfg.real_dir is None or cfg.fake_dir is None)):
-        raise ValueError(
+        raise ConfigError(
             "give either ckpt_path=PATH (a training checkpoint) or both real_dir=DIR and fake_dir=DIR (image folders); "
             f"got ckpt_path={cfg.ckpt_path}, real_dir={cfg.real_dir}, fake_dir={cfg.fake_dir}"
         )
-    result = evaluate_folders(cfg) if folders else evaluate_checkpoint(cfg, overrides)
+    # The checkpoint and the feature extractor's weights load as data unless the user typed trust_checkpoint=true.
+    with trusting_checkpoints(cfg.trust_checkpoint):
+        result = evaluate_folders(cfg) if folders else evaluate_checkpoint(cfg, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

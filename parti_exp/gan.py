@@ -31,6 +31,7 @@ from torch import nn
 
 from parti_exp.distributed import seed_per_rank
 from parti_exp.ema import EMA
+from parti_exp.errors import ConfigError
 from parti_exp.eval_mode import eval_mode
 from parti_exp.guard import NonFiniteGuard
 from parti_exp.losses import AdversarialLoss
@@ -66,9 +67,9 @@ class AdversarialModule(LightningModule):
     ) -> None:
         super().__init__()
         if not isinstance(n_critic, int) or n_critic < 1:
-            raise ValueError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
+            raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
         if grad_clip_val is not None and grad_clip_val <= 0:
-            raise ValueError(f"model.grad_clip_val must be > 0 or null, got {grad_clip_val}")
+            raise ConfigError(f"model.grad_clip_val must be > 0 or null, got {grad_clip_val}")
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator

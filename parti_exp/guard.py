@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from parti_exp.errors import UserError
+
 log = logging.getLogger(__name__)
 
 REMEDY = (
@@ -21,7 +23,7 @@ REMEDY = (
 )
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(UserError, FloatingPointError):
     """A loss or gradient was NaN or infinite; no update was applied."""
 
 

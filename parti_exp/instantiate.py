@@ -6,8 +6,11 @@ from __future__ import annotations
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 
-# Errors our constructors raise on purpose, with messages written for the user: shown as they are.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError)
+from parti_exp.errors import UserError
+
+# Errors our constructors raise on purpose, with messages written for the user, and the built-in types a constructor
+# raises for a bad argument: shown as they are.
+USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def instantiate(config, *args, **kwargs):

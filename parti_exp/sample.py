@@ -7,6 +7,7 @@ as scored by the contrastive scorer at ``scorer_ckpt`` (any data) or, without it
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import hydra
@@ -18,6 +19,7 @@ from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.data.caption_source import LabelCaptions
+from parti_exp.errors import ConfigError
 from parti_exp.gan import GANModule
 from parti_exp.images import save_captioned_grid, save_each, save_grid
 from parti_exp.instantiate import instantiate
@@ -26,6 +28,7 @@ from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.parti.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.parti.sampling import SamplingConfig
 from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.trust import trusting_checkpoints
 
 GRID_SIZE = 256  # images shown in grid.png; the rest only as files
 
@@ -33,29 +36,30 @@ GRID_SIZE = 256  # images shown in grid.png; the rest only as files
 def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     """Write ``cfg.n`` images from ``cfg.ckpt_path`` to ``out_dir``; return the per-image paths."""
     if cfg.n < 1 or cfg.batch_size < 1:
-        raise ValueError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
-    module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
+        raise ConfigError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
+    with trusting_checkpoints(cfg.trust_checkpoint):
+        module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
     module = module.to(resolve_device(cfg.device))
     if isinstance(module, TextToImageModule):
         if cfg.get("prompts") is None:
-            raise ValueError(f"{cfg.ckpt_path} is a text-to-image checkpoint: say what to draw with "
-                             "prompts='[\"a handwritten seven\"]'")  # fmt: skip
+            raise ConfigError(f"{cfg.ckpt_path} is a text-to-image checkpoint: say what to draw with "
+                              "prompts='[\"a handwritten seven\"]'")  # fmt: skip
         return sample_prompts(module, train_cfg, cfg, out_dir)
     if cfg.get("prompts") is not None:
-        raise ValueError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
-                         f"{type(module).__name__}")  # fmt: skip
+        raise ConfigError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
+                          f"{type(module).__name__}")  # fmt: skip
     if isinstance(module, ContrastiveModule):
-        raise ValueError(f"{cfg.ckpt_path} is a contrastive scorer (model=contrastive): it scores images, it does "
-                         "not make them; pass it as scorer_ckpt= with a text-to-image ckpt_path and "
-                         "n_candidates > 1")  # fmt: skip
+        raise ConfigError(f"{cfg.ckpt_path} is a contrastive scorer (model=contrastive): it scores images, it does "
+                          "not make them; pass it as scorer_ckpt= with a text-to-image ckpt_path and "
+                          "n_candidates > 1")  # fmt: skip
     if not isinstance(module, GANModule):
-        raise ValueError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint (model=vqgan: an image tokenizer): "
-                         "it reconstructs images, it does not sample them; train model=parti with "
-                         "model.tokenizer_ckpt pointing at it")  # fmt: skip
+        raise ConfigError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint (model=vqgan: an image tokenizer): "
+                          "it reconstructs images, it does not sample them; train model=parti with "
+                          "model.tokenizer_ckpt pointing at it")  # fmt: skip
     num_classes = int(train_cfg.data.get("num_classes") or 1)
     classes = torch.tensor(list(cfg.classes)) if cfg.classes is not None else torch.arange(num_classes)
     if ((classes < 0) | (classes >= num_classes)).any():
-        raise ValueError(f"classes={cfg.classes} out of range for {num_classes} classes in {train_cfg.data._target_}")
+        raise ConfigError(f"classes={cfg.classes} out of range for {num_classes} classes in {train_cfg.data._target_}")
 
     # All latents in one draw: torch's CPU normal sampler orders its stream differently for different
     # tensor sizes, so per-batch draws would make the images depend on batch_size.
@@ -71,8 +75,19 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     return paths
 
 
+# Characters of a prompt kept in its folder's name: at most 4 bytes each in UTF-8, so the name stays under the
+# 255 bytes file systems allow, hash suffix included.
+PROMPT_FOLDER_CHARS = 48
+
+
 def prompt_folder(prompt: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in prompt.strip().lower()) or "prompt"
+    """One folder name, inside the output folder whatever the prompt holds: letters and digits are kept, anything
+    else (``/``, ``..``, NUL) becomes ``_``; a long prompt is cut and told apart from others by a hash of it."""
+    name = "".join(c if c.isalnum() else "_" for c in prompt.strip().lower()) or "prompt"
+    if len(name) <= PROMPT_FOLDER_CHARS:
+        return name
+    digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{name[:PROMPT_FOLDER_CHARS]}-{digest[:12]}"
 
 
 def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
@@ -81,7 +96,7 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
     sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
     scorer = reranking_scorer(module, train_cfg, cfg) if cfg.n_candidates > 1 else None
     if scorer is None and cfg.get("scorer_ckpt"):
-        raise ValueError(f"scorer_ckpt is for reranking: set n_candidates > 1 (got {cfg.n_candidates})")
+        raise ConfigError(f"scorer_ckpt is for reranking: set n_candidates > 1 (got {cfg.n_candidates})")
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
     paths, rows = [], []
     for prompt in prompts:
@@ -95,13 +110,14 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
 def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:
     """The contrastive scorer of ``cfg.scorer_ckpt``, else the held-out digit classifier of labelled data."""
     if cfg.get("scorer_ckpt"):
-        scorer = load_contrastive(cfg.scorer_ckpt).to(module.device)
+        with trusting_checkpoints(cfg.trust_checkpoint):
+            scorer = load_contrastive(cfg.scorer_ckpt).to(module.device)
         scorer.check_images_fit(train_cfg.data.img_size, train_cfg.data.channels, f"scorer_ckpt={cfg.scorer_ckpt}")
         return ContrastiveScorer(scorer)
     datamodule = instantiate(train_cfg.data)
     source = datamodule.caption_source()
     if not isinstance(source, LabelCaptions):
-        raise ValueError(
+        raise ConfigError(
             f"n_candidates={cfg.n_candidates} without scorer_ckpt reranks with the digit classifier, which needs "
             f"labelled data; {cfg.ckpt_path} was trained on {datamodule.name}'s free-text captions: give "
             "scorer_ckpt=<the checkpoints/last.ckpt of a `python -m parti_exp.train model=contrastive` run>"

@@ -17,6 +17,7 @@ from parti_exp.checkpoints import check_resumable, resolve_ckpt_path
 from parti_exp.config_checks import check_train_config
 from parti_exp.hydra_ddp import hydra_job_for_ddp
 from parti_exp.loggers import close_loggers, log_config
+from parti_exp.trust import checkpoints_trusted, trusting_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +36,25 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
     """Fit as the command line does. ``extra_callbacks`` join those of the config (tests record with them). A run
     stopped by a preemption signal returns what it had, after saving and reporting its checkpoint."""
     check_train_config(cfg)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    if ckpt_path is not None:
-        check_resumable(ckpt_path, cfg)
-    seed_everything(cfg.seed, workers=True)
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg)
-    loggers = build_loggers(cfg)
-    trainer = build_trainer(cfg, [*build_callbacks(cfg), *extra_callbacks], loggers)
-    log_config(loggers, cfg)
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except Preempted as preempted:
-        log.warning("%s", preempted)
-    finally:
-        close_loggers(loggers)
+    # Checkpoints read while training (the resume checkpoint, model.tokenizer_ckpt) load as data unless the user
+    # typed trust_checkpoint=true.
+    with trusting_checkpoints(cfg.get("trust_checkpoint", False)):
+        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+        if ckpt_path is not None:
+            check_resumable(ckpt_path, cfg)
+        seed_everything(cfg.seed, workers=True)
+        datamodule = build_datamodule(cfg)
+        module = build_module(cfg)
+        loggers = build_loggers(cfg)
+        trainer = build_trainer(cfg, [*build_callbacks(cfg), *extra_callbacks], loggers)
+        log_config(loggers, cfg)
+        try:
+            # Lightning's own resume load: weights only, as ours (our CheckpointIO loads it through the same loader).
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=not checkpoints_trusted())
+        except Preempted as preempted:
+            log.warning("%s", preempted)
+        finally:
+            close_loggers(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return TrainResult(metrics, datamodule, module, trainer)
 

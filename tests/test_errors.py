@@ -2,12 +2,18 @@
 says what was wrong and what to do, and leaves no checkpoint or partial file behind. Dataset-file, cache and
 Inception-weight errors have their own tests next to their loaders (tests/data, tests/metrics)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from hydra.errors import MissingConfigException
+from hydra_compose import run_entry_point, subprocess_env
+from test_trust import RunsShell
 
 from parti_exp.checkpoints import read_checkpoint
 from parti_exp.train import train
+
+FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints"
 
 TINY = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
 
@@ -76,3 +82,55 @@ def test_a_checkpoint_with_other_image_channels(cfg_factory, tmp_path, digits_ch
     with pytest.raises(ValueError, match=r"data.channels: checkpoint 3, this run 1"):
         train(cfg_factory(*TINY, f"ckpt_path={rgb}"))
     assert read_checkpoint(digits_checkpoint)["gan_steps"]["g_step"] == 2, "the checkpoint itself is untouched"
+
+
+# On the command line: our errors print as their message (and Hydra's one-line hint) with exit code 1, also when
+# raised inside a Lightning hook; HYDRA_FULL_ERROR=1 shows the traceback; a bug keeps its traceback.
+CLI_TINY = ["model.generator.width=8", "model.discriminator.width=8", "metrics=none", "trainer.limit_train_batches=1"]
+
+
+def run_train(tmp_path, *overrides, env=None):
+    return run_entry_point("parti_exp.train", *CLI_TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}",
+                           f"paths.root_dir={tmp_path}", env=env, check=False)  # fmt: skip
+
+
+def assert_message_alone(result, message):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert lines[-2].startswith(message) and lines[-1].startswith("Set the environment variable HYDRA_FULL_ERROR=1")
+
+
+@pytest.mark.slow
+def test_missing_data_found_inside_a_lightning_hook_prints_as_its_message(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_train(tmp_path, "data=cifar10", f"paths.data_dir={tmp_path / 'empty'}")
+    assert_message_alone(result, f"CIFAR-10 not found: looked in {tmp_path / 'empty' / 'cifar-10-batches-py'}")
+    full = run_train(tmp_path, "data=cifar10", f"paths.data_dir={tmp_path / 'empty'}",
+                     env={**subprocess_env(), "HYDRA_FULL_ERROR": "1"})  # fmt: skip
+    assert full.returncode == 1 and "Traceback (most recent call last)" in full.stderr
+    assert "parti_exp/data/cifar10.py" in full.stderr and "CIFAR-10 not found" in full.stderr
+
+
+@pytest.mark.slow
+def test_a_split_smaller_than_the_batch_prints_as_its_message(tmp_path):
+    assert_message_alone(run_train(tmp_path, "data.batch_size=5000"), "DigitsDataModule: the train split has")
+
+
+@pytest.mark.slow
+def test_a_bug_keeps_its_traceback(tmp_path):
+    result = run_train(tmp_path, "+model.no_such_argument=1")  # a TypeError in a constructor: not one of ours
+    assert result.returncode == 1 and "Traceback (most recent call last)" in result.stderr
+    assert "TypeError" in result.stderr and "no_such_argument" in result.stderr
+
+
+@pytest.mark.slow
+def test_sample_refuses_a_checkpoint_that_would_run_code(tmp_path):
+    marker = tmp_path / "pwned"
+    checkpoint = torch.load(FIXTURES / "vqgan_tokenizer_8d791b7.ckpt", weights_only=True)
+    checkpoint["extra"] = RunsShell(f"touch {marker}")
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    result = run_entry_point("parti_exp.sample", f"ckpt_path={tmp_path / 'last.ckpt'}", f"out_dir={tmp_path / 'out'}",
+                             f"paths.root_dir={tmp_path}", check=False)  # fmt: skip
+    assert_message_alone(result, f"ckpt_path={tmp_path / 'last.ckpt'} was not loaded")
+    assert "posix.system" in result.stderr and "trust_checkpoint=true" in result.stderr
+    assert not marker.exists() and not (tmp_path / "out").exists()

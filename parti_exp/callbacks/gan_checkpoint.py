@@ -12,6 +12,7 @@ from __future__ import annotations
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from parti_exp.errors import ConfigError
 from parti_exp.gan import AdversarialModule
 
 
@@ -23,7 +24,7 @@ def generator_steps(trainer: Trainer, pl_module: LightningModule) -> int:
 class GANCheckpoint(ModelCheckpoint):
     def __init__(self, *args, every_n_g_steps: int | None = None, **kwargs) -> None:
         if every_n_g_steps is not None and (not isinstance(every_n_g_steps, int) or every_n_g_steps < 1):
-            raise ValueError(
+            raise ConfigError(
                 f"model_checkpoint.every_n_g_steps must be a positive integer or null, got {every_n_g_steps!r}"
             )
         super().__init__(*args, **kwargs)

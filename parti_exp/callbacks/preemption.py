@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from parti_exp.callbacks.gan_checkpoint import GANCheckpoint, generator_steps
+from parti_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Preemption(Callback):
     ) -> None:
         unknown = [name for name in signals if not hasattr(signal, name)]
         if unknown:
-            raise ValueError(f"preemption.signals: unknown signal names {unknown} (use names such as SIGTERM)")
+            raise ConfigError(f"preemption.signals: unknown signal names {unknown} (use names such as SIGTERM)")
         self.signals = tuple(signals)
         self.requeue_on_slurm = requeue_on_slurm
         self.received: str | None = None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from lightning.pytorch import Trainer
 
+from parti_exp.errors import ConfigError
+
 
 def check_every_n_epochs(owner: str, every_n_epochs: int) -> None:
     if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-        raise ValueError(f"{owner}.every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
+        raise ConfigError(f"{owner}.every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
 
 
 def due_this_epoch(trainer: Trainer, every_n_epochs: int) -> bool:

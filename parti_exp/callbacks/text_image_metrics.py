@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.base import to_signed_unit
+from parti_exp.errors import ConfigError
 from parti_exp.metrics.text_image import clip_score, ids_by_caption, r_precision
 from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.parti.text_to_image import TextToImageModule
@@ -45,7 +46,7 @@ class TextImageMetrics(Callback):
         for name, value, least in (("num_images", num_images, 2), ("distractors", distractors, 1),
                                    ("batch_size", batch_size, 1)):  # fmt: skip
             if not isinstance(value, int) or value < least:
-                raise ValueError(f"text_image_metrics.{name} must be an integer >= {least}, got {value!r}")
+                raise ConfigError(f"text_image_metrics.{name} must be an integer >= {least}, got {value!r}")
         check_every_n_epochs("text_image_metrics", every_n_epochs)
         self.scorer_ckpt = scorer_ckpt
         self.num_images = num_images
@@ -77,9 +78,9 @@ class TextImageMetrics(Callback):
         self.real_images = torch.from_numpy(np.ascontiguousarray(val.images[:count]))
         self.prompts = datamodule.caption_source().first(torch.as_tensor(np.asarray(val.labels[:count])))
         if len(set(self.prompts)) < 2:
-            raise ValueError(f"text_image_metrics: the first {count} validation images all have the caption "
-                             f"{self.prompts[0]!r}, and R-precision ranks different captions: raise "
-                             "num_images")  # fmt: skip
+            raise ConfigError(f"text_image_metrics: the first {count} validation images all have the caption "
+                              f"{self.prompts[0]!r}, and R-precision ranks different captions: raise "
+                              "num_images")  # fmt: skip
 
     def _measure(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> tuple[float, float]:
         # The same distractors for the samples and the real images: one seed.

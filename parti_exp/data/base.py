@@ -16,6 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 from parti_exp.data.caption_source import CaptionSource, LabelCaptions
 from parti_exp.data.epoch_sampler import EpochShardSampler
 from parti_exp.data.label_captions import captioner_for
+from parti_exp.errors import ConfigError
 
 
 class UInt8ImageDataset(Dataset):
@@ -83,11 +84,11 @@ class ImageDataModule(LightningDataModule):
         super().__init__()
         for name, value in (("batch_size", batch_size), ("img_size", img_size), ("channels", channels)):
             if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"data.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
         if channels not in (1, 3):
-            raise ValueError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+            raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {channels}")
         if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
         self.img_size = img_size
         self.channels = channels
         self.num_classes = num_classes
@@ -123,7 +124,7 @@ class ImageDataModule(LightningDataModule):
                 f"expected {expected} (channels, img_size, img_size)"
             )
         if split == "train" and len(dataset) < self.batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__}: the train split has {len(dataset)} images, fewer than "
                 f"data.batch_size={self.batch_size}; lower data.batch_size"
             )

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset
 from parti_exp.data.uint8_cache import UInt8Cache, entry_name, fingerprint
+from parti_exp.errors import ConfigError, MissingInputError
 
 SPLITS = ("train", "val")
 
 
 @dataclass
 class DecodedSplit:
-    """A split as a subclass decodes it: all labels, and the images in order as uint8 ``n x C x H x W`` chunks."""
+    """A split as a subclass decodes it: all labels, and the images in order as uint8 ``n x C x H x W`` chunks.
+
+    ``skipped`` fills, while the chunks are read, with the positions of images left out (unreadable files with
+    ``data.skip_bad=true``); their labels are dropped."""
 
     labels: np.ndarray
     image_chunks: Iterable[np.ndarray]
+    skipped: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -36,7 +41,7 @@ def require_dataset_values(dataset: str, **given_and_expected: tuple[object, obj
     if wrong:
         given = ", ".join(f"data.{key}={pair[0]}" for key, pair in wrong.items())
         expected = ", ".join(f"{key}={pair[1]}" for key, pair in wrong.items())
-        raise ValueError(
+        raise ConfigError(
             f"{dataset} has {expected}; got {given} (these keys describe the dataset, they do not change it)"
         )
 
@@ -47,8 +52,9 @@ class CachedImageDataModule(ImageDataModule):
 
     ``prepare_data`` builds the cache: Lightning runs it before ``setup`` in one process per node, so DDP
     ranks do not all decode the same files at once. ``setup`` (every rank) then memory-maps the entries. A
-    run that skips ``prepare_data`` still works: ``load_split`` builds a missing entry, and concurrent builds
-    are safe because each one renames a complete file into place.
+    run that skips ``prepare_data`` still works: ``load_split`` builds a missing entry. Processes that want the same
+    missing entry at once (nodes on one file system, parallel jobs) build it once: one builds under the entry's
+    lock, the others wait and read it.
     """
 
     def __init__(
@@ -102,7 +108,7 @@ class CachedImageDataModule(ImageDataModule):
         try:
             source_fingerprint = fingerprint(sources.base, sources.files)
         except FileNotFoundError as error:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{error.filename} is missing: the {self.name} {split} split lists it. Restore the file, "
                 "or use list files that match the images you have"
             ) from error
@@ -112,9 +118,12 @@ class CachedImageDataModule(ImageDataModule):
         name = self.cache_entry(split)
         cached = self.cache.load(name)
         if cached is None:
-            decoded = self.decode(split)
-            cached = self.cache.build(
-                name, decoded.labels, (self.channels, self.img_size, self.img_size), decoded.image_chunks
-            )
+            with self.cache.building(name):
+                # Another process may have built it while this one waited for the lock.
+                cached = self.cache.load(name)
+                if cached is None:
+                    decoded = self.decode(split)
+                    shape = (self.channels, self.img_size, self.img_size)
+                    cached = self.cache.build(name, decoded.labels, shape, decoded.image_chunks, decoded.skipped)
         images, labels = cached
         return UInt8ImageDataset(images, self.select_labels(labels))

@@ -28,6 +28,7 @@ from parti_exp.data.base import UInt8ImageDataset
 from parti_exp.data.cached import SPLITS, CachedImageDataModule, DecodedSplit, SourceFiles
 from parti_exp.data.caption_source import CaptionSource, ImageCaptions
 from parti_exp.data.decode import decode_image_files, default_decode_workers, pil_mode, resize_center_crop
+from parti_exp.errors import BadDataError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class BadInputLog:
 
     def add(self, bad: BadInput) -> None:
         if not self.skip_bad:
-            raise ValueError(f"{bad}. {self.remedy}, or set data.skip_bad=true to skip such entries") from None
+            raise BadDataError(f"{bad}. {self.remedy}, or set data.skip_bad=true to skip such entries") from None
         self.skipped.append(bad)
 
     def report(self, dataset: str, split: str) -> None:
@@ -117,7 +118,7 @@ class CaptionedDataModule(CachedImageDataModule):
             entries = self.read_listing(split, bad)
             bad.report(self.name, split)
             if not entries:
-                raise FileNotFoundError(f"{self.name}: the {split} split has no usable captioned image")
+                raise MissingInputError(f"{self.name}: the {split} split has no usable captioned image")
             self._listings[split] = entries
         return self._listings[split]
 

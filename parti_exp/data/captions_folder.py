@@ -28,6 +28,7 @@ from parti_exp.data.captioned import (
     checked_captions,
     seeded_split,
 )
+from parti_exp.errors import BadDataError, ConfigError, MissingInputError
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 VAL_FOLDERS = ("validation", "val")
@@ -58,8 +59,8 @@ def _metadata_rows(path: Path) -> list[tuple[str, object]]:
         reader = csv.DictReader(file)
         missing = {"file_name", "text"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: no {' and no '.join(sorted(missing))} column (columns: {reader.fieldnames}); "
-                             "metadata.csv needs file_name and text")  # fmt: skip
+            raise BadDataError(f"{path}: no {' and no '.join(sorted(missing))} column (columns: {reader.fieldnames}); "
+                               "metadata.csv needs file_name and text")  # fmt: skip
         # Line 1 is the header.
         return [(f"{path} line {number}", row) for number, row in enumerate(reader, start=2)]
 
@@ -110,7 +111,7 @@ class CaptionsDataModule(CaptionedDataModule):
         require_dataset_values("captioned images", num_classes=(num_classes, 1))
         super().__init__(root, img_size, channels, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad)
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         self.path = Path(path).expanduser()
         self.val_fraction = val_fraction
         self.split_seed = split_seed
@@ -119,7 +120,7 @@ class CaptionsDataModule(CaptionedDataModule):
 
     def ensure_source(self) -> None:
         if not self.path.is_dir():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"data.path={self.path} is not a directory; set data.path=/path/to/captioned/images (images with a "
                 "metadata.jsonl or metadata.csv, or a .txt of captions beside each image)"
             )
@@ -156,7 +157,7 @@ class CaptionsDataModule(CaptionedDataModule):
                     bad.add(error)
         if folders is None:
             if len(entries) < 2:
-                raise FileNotFoundError(f"{folder}: found {len(entries)} captioned images, need at least 2 for a "
+                raise MissingInputError(f"{folder}: found {len(entries)} captioned images, need at least 2 for a "
                                         "train and a val split")  # fmt: skip
             entries = seeded_split(entries, split, self.val_fraction, self.split_seed)
         return entries

@@ -12,6 +12,7 @@ from torchvision.datasets.utils import check_integrity
 
 from parti_exp.data.cached import CachedImageDataModule, DecodedSplit, SourceFiles, require_dataset_values
 from parti_exp.data.decode import center_crop_resize, decode_image_files, default_decode_workers, pil_mode
+from parti_exp.errors import BadDataError, ConfigError, MissingInputError
 
 PARTITION_FILE = "list_eval_partition.txt"
 ATTR_FILE = "list_attr_celeba.txt"
@@ -26,7 +27,7 @@ def _lines(path: Path) -> list[str]:
     try:
         return path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {error}; {_REMEDY}") from error
+        raise BadDataError(f"cannot read {path}: {error}; {_REMEDY}") from error
 
 
 def read_partition(path: Path) -> tuple[list[str], np.ndarray]:
@@ -37,7 +38,7 @@ def read_partition(path: Path) -> tuple[list[str], np.ndarray]:
         if not fields:
             continue
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise ValueError(f"{path}, line {number}: expected '<image name> <0|1|2>', got {line!r}; {_REMEDY}")
+            raise BadDataError(f"{path}, line {number}: expected '<image name> <0|1|2>', got {line!r}; {_REMEDY}")
         names.append(fields[0])
         splits.append(int(fields[1]))
     return names, np.asarray(splits, dtype=np.int64)
@@ -49,9 +50,9 @@ def read_attribute_names(path: Path) -> list[str]:
         with open(path) as f:
             header = [f.readline(), f.readline()]
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {error}; {_REMEDY}") from error
+        raise BadDataError(f"cannot read {path}: {error}; {_REMEDY}") from error
     if not header[0].strip().isdigit() or not header[1].split():
-        raise ValueError(
+        raise BadDataError(
             f"{path}: expected the number of images on line 1 and the attribute names on line 2; {_REMEDY}"
         )
     return header[1].split()
@@ -70,7 +71,7 @@ def read_attributes(path: Path) -> tuple[list[str], np.ndarray]:
             continue
         values = fields[1:]
         if len(values) != num_attributes or not all(value in ("1", "-1") for value in values):
-            raise ValueError(
+            raise BadDataError(
                 f"{path}, line {number}: expected an image name and {num_attributes} values of -1 or 1, "
                 f"got {line!r}; {_REMEDY}"
             )
@@ -106,6 +107,7 @@ class CelebADataModule(CachedImageDataModule):
         download: bool = False,
         verify: bool = True,
         cache_dir: str | Path | None = None,
+        skip_bad: bool = False,
     ) -> None:
         if label_attr is None:
             require_dataset_values(
@@ -115,10 +117,11 @@ class CelebADataModule(CachedImageDataModule):
             require_dataset_values(f"CelebA with data.label_attr={label_attr}", num_classes=(num_classes, 2))
         super().__init__(root, img_size, channels, num_classes, batch_size, num_workers, hflip, cache_dir)
         if not isinstance(crop, int) or crop <= 0:
-            raise ValueError(f"data.crop must be a positive integer (the side of the center square), got {crop!r}")
+            raise ConfigError(f"data.crop must be a positive integer (the side of the center square), got {crop!r}")
         self.crop = crop
         self.label_attr = label_attr
         self.decode_workers = default_decode_workers() if decode_workers is None else decode_workers
+        self.skip_bad = skip_bad
         self.download = download
         self.verify = verify
         self.folder = self.root / CelebA.base_folder
@@ -134,7 +137,7 @@ class CelebADataModule(CachedImageDataModule):
             CelebA(self.root, split="all", download=True)
         missing = self._missing()
         if missing:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"CelebA not found: looked in {self.folder} for {', '.join(missing)}. Set data.download=true to fetch "
                 f"it with torchvision (needs the gdown package and Google Drive quota), place the files there "
                 f"(img_align_celeba.zip extracted, and the list files from the CelebA page), "
@@ -143,7 +146,7 @@ class CelebADataModule(CachedImageDataModule):
         if self.label_attr is not None:
             names = read_attribute_names(self.folder / ATTR_FILE)
             if self.label_attr not in names:
-                raise ValueError(f"data.label_attr={self.label_attr} is not a CelebA attribute; choose one of {names}")
+                raise ConfigError(f"data.label_attr={self.label_attr} is not a CelebA attribute; choose one of {names}")
 
     @cached_property
     def _partition(self) -> tuple[list[str], np.ndarray]:
@@ -158,13 +161,13 @@ class CelebADataModule(CachedImageDataModule):
         return SourceFiles(self.root, [self.folder / PARTITION_FILE, self.folder / ATTR_FILE, *images])
 
     def cache_settings(self) -> dict[str, object]:
-        return {**super().cache_settings(), "crop": self.crop}
+        return {**super().cache_settings(), "crop": self.crop, "skip_bad": self.skip_bad}
 
     def decode(self, split: str) -> DecodedSplit:
         if self.verify:
             for name in (PARTITION_FILE, ATTR_FILE):
                 if not check_integrity(self.folder / name, _MD5[name]):
-                    raise ValueError(
+                    raise BadDataError(
                         f"{self.folder / name} does not match the md5 of the official CelebA release; {_REMEDY}, "
                         "or set data.verify=false if you edited it on purpose"
                     )
@@ -173,18 +176,20 @@ class CelebADataModule(CachedImageDataModule):
         row = {name: i for i, name in enumerate(attr_names)}
         unlabeled = [name for name in names if name not in row]
         if unlabeled:
-            raise ValueError(
+            raise BadDataError(
                 f"{self.folder / ATTR_FILE} has no row for {len(unlabeled)} images of {PARTITION_FILE} "
                 f"(first: {unlabeled[0]}); use list files from the same release"
             )
         labels = attributes[[row[name] for name in names]]
+        skipped: list[int] = []
         chunks = decode_image_files(
             [self.folder / IMAGE_FOLDER / name for name in names],
             pil_mode(self.channels),
             partial(center_crop_resize, crop=self.crop, size=self.img_size),
             self.decode_workers,
+            skipped if self.skip_bad else None,
         )
-        return DecodedSplit(labels, chunks)
+        return DecodedSplit(labels, chunks, skipped)
 
     def select_labels(self, labels: np.ndarray) -> np.ndarray:
         if self.label_attr is None:

@@ -12,9 +12,35 @@ from torchvision.datasets.utils import check_integrity
 
 from parti_exp.data.cached import CachedImageDataModule, DecodedSplit, SourceFiles, require_dataset_values
 from parti_exp.data.decode import resize_images
+from parti_exp.errors import BadDataError, MissingInputError
 
 # torchvision's table of the official files and their md5 sums: [name, md5] per batch.
 _FILES = {"train": CIFAR10.train_list, "val": CIFAR10.test_list}
+
+# Everything a batch pickle may name besides dicts, lists, bytes and numbers: how numpy pickles an array (under
+# numpy 1 and 2, protocols 2 to 5) and how Python 3's protocol 2 writes bytes. With data.verify=false a batch may
+# come from anywhere, and unpickling anything else could run code.
+_ARRAY_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays; refuses any other class or function."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it holds a pickled {module}.{name}, which no CIFAR batch does; it was not unpickled, as that could "
+                "run code"
+            )
+        return super().find_class(module, name)
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -31,17 +57,19 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
         data = np.asarray(field(batch, "data"), dtype=np.uint8)
         labels = np.asarray(field(batch, "labels"), dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise ValueError(f"{path} is not a readable CIFAR batch ({type(error).__name__}: {error}); {remedy}") from error
+        raise BadDataError(
+            f"{path} is not a readable CIFAR batch ({type(error).__name__}: {error}); {remedy}"
+        ) from error
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
-        raise ValueError(
+        raise BadDataError(
             f"{path}: expected b'data' of shape N x 3072 and N b'labels', got {data.shape} and {labels.shape}; {remedy}"
         )
     if len(labels) and not 0 <= labels.min() <= labels.max() <= 9:
-        raise ValueError(f"{path}: labels must be classes 0..9, found {labels.min()}..{labels.max()}; {remedy}")
+        raise BadDataError(f"{path}: labels must be classes 0..9, found {labels.min()}..{labels.max()}; {remedy}")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -81,7 +109,7 @@ class CIFAR10DataModule(CachedImageDataModule):
             CIFAR10(self.root, train=True, download=True)
         missing = self._missing()
         if missing:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"CIFAR-10 not found: looked in {self.folder} for {', '.join(missing)}. Set data.download=true to "
                 f"fetch it with torchvision, extract cifar-10-python.tar.gz into {self.root}, "
                 f"or point paths.data_dir= at the directory that holds {CIFAR10.base_folder}/"
@@ -94,7 +122,7 @@ class CIFAR10DataModule(CachedImageDataModule):
         if self.verify:
             for name, md5 in _FILES[split]:
                 if not check_integrity(self.folder / name, md5):
-                    raise ValueError(
+                    raise BadDataError(
                         f"{self.folder / name} does not match the md5 of the official CIFAR-10 release. Replace it "
                         "(delete it and set data.download=true), or set data.verify=false if you changed it on purpose"
                     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from parti_exp.data.cached import require_dataset_values
 from parti_exp.data.captioned import BadInput, BadInputLog, CaptionedDataModule, CaptionedImage, checked_captions
+from parti_exp.errors import BadDataError, ConfigError, MissingInputError
 
 YEARS = (2017, 2014)
 SPLIT_FILES = {"train": "train", "val": "val"}
@@ -47,7 +48,7 @@ class COCODataModule(CaptionedDataModule):
         require_dataset_values("captioned images", num_classes=(num_classes, 1))
         super().__init__(root, img_size, channels, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad)
         if year is not None and year not in YEARS:
-            raise ValueError(f"data.year must be one of {YEARS} or null (whichever is there), got {year!r}")
+            raise ConfigError(f"data.year must be one of {YEARS} or null (whichever is there), got {year!r}")
         self.path = Path(path).expanduser()
         self.requested_year = year
 
@@ -67,7 +68,7 @@ class COCODataModule(CaptionedDataModule):
             if not path.exists()
         ]
         if missing:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"MS-COCO {self.year} not found under data.path={self.path}: missing {', '.join(missing)}. Unpack "
                 f"annotations_trainval{self.year}.zip, train{self.year}.zip and val{self.year}.zip from "
                 "cocodataset.org there (data.year=2014 or 2017 picks the release)"
@@ -84,12 +85,12 @@ class COCODataModule(CaptionedDataModule):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); unpack the annotations archive again") from None
+            raise BadDataError(f"{path} is not valid JSON ({error}); unpack the annotations archive again") from None
         if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(
             data.get("annotations"), list
         ):
-            raise ValueError(f'{path} is not a COCO captions file: expected an object with "images" and '
-                             '"annotations" lists (annotations/captions_<split><year>.json)')  # fmt: skip
+            raise BadDataError(f'{path} is not a COCO captions file: expected an object with "images" and '
+                               '"annotations" lists (annotations/captions_<split><year>.json)')  # fmt: skip
         texts: dict[object, list[str]] = defaultdict(list)
         for number, annotation in enumerate(data["annotations"]):
             if not isinstance(annotation, dict) or not isinstance(annotation.get("caption"), str):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset
+from parti_exp.errors import ConfigError
 
 
 class DigitsDataModule(ImageDataModule):
@@ -30,7 +31,7 @@ class DigitsDataModule(ImageDataModule):
         num_workers: int = 0,
     ) -> None:
         if channels != 1 or num_classes != 10:
-            raise ValueError(
+            raise ConfigError(
                 f"the digits are grayscale with 10 classes; got data.channels={channels}, "
                 f"data.num_classes={num_classes} (these keys describe the dataset, they do not change it)"
             )
@@ -38,7 +39,7 @@ class DigitsDataModule(ImageDataModule):
             img_size=img_size, channels=1, num_classes=10, batch_size=batch_size, num_workers=num_workers
         )
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self._splits: dict[str, UInt8ImageDataset] | None = None

@@ -12,6 +12,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extensi
 
 from parti_exp.data.cached import CachedImageDataModule, DecodedSplit, SourceFiles
 from parti_exp.data.decode import decode_image_files, default_decode_workers, pil_mode, resize_center_crop
+from parti_exp.errors import ConfigError, MissingInputError
 
 
 def _all_images(folder: Path) -> list[Path]:
@@ -50,15 +51,17 @@ class FolderDataModule(CachedImageDataModule):
         decode_workers: int | None = None,
         hflip: bool = False,
         cache_dir: str | Path | None = None,
+        skip_bad: bool = False,
     ) -> None:
         super().__init__(root, img_size, channels, num_classes, batch_size, num_workers, hflip, cache_dir)
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         self.path = Path(path).expanduser()
         self.class_subfolders = class_subfolders
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.decode_workers = default_decode_workers() if decode_workers is None else decode_workers
+        self.skip_bad = skip_bad
         # The folder's name in the cache entries' names tells a person whose entries they are.
         self.name = "folder_" + re.sub(r"[^A-Za-z0-9_.]+", "_", self.path.resolve().name)
 
@@ -74,7 +77,7 @@ class FolderDataModule(CachedImageDataModule):
         try:
             samples = make_dataset(self.path, {name: i for i, name in enumerate(classes)}, extensions=IMG_EXTENSIONS)
         except FileNotFoundError as error:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{self.path}: every subfolder is a class and must hold images. {error}. Remove the empty "
                 "subfolders, or set data.class_subfolders=false to use all images as one class"
             ) from error
@@ -90,13 +93,13 @@ class FolderDataModule(CachedImageDataModule):
 
     def ensure_source(self) -> None:
         if not self.path.is_dir():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"data.path={self.path} is not a directory; set data.path=/path/to/images "
                 "(a folder of images, or one subfolder of images per class)"
             )
         classes, paths, _ = self._listing
         if len(paths) < 2:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"found {len(paths)} images in {self.path} (searched recursively); need at least 2 for a train and "
                 f"a val split. Accepted extensions: {', '.join(IMG_EXTENSIONS)}"
             )
@@ -104,7 +107,7 @@ class FolderDataModule(CachedImageDataModule):
         if found != self.num_classes:
             listed = f"classes ({', '.join(classes)})" if classes else "class (no class subfolders)"
             hint = " (or data.class_subfolders=false to use all images as one class)" if classes else ""
-            raise ValueError(
+            raise ConfigError(
                 f"{self.path} has {found} {listed}, but data.num_classes={self.num_classes}; "
                 f"set data.num_classes={found}{hint}"
             )
@@ -115,14 +118,16 @@ class FolderDataModule(CachedImageDataModule):
 
     def cache_settings(self) -> dict[str, object]:
         classes, _, _ = self._listing
-        return {**super().cache_settings(), "classes": classes}
+        return {**super().cache_settings(), "classes": classes, "skip_bad": self.skip_bad}
 
     def decode(self, split: str) -> DecodedSplit:
         _, _, labels = self._listing
+        skipped: list[int] = []
         chunks = decode_image_files(
             self.source_files(split).files,
             pil_mode(self.channels),
             partial(resize_center_crop, size=self.img_size),
             self.decode_workers,
+            skipped if self.skip_bad else None,
         )
-        return DecodedSplit(labels[self._split_indices[split]], chunks)
+        return DecodedSplit(labels[self._split_indices[split]], chunks, skipped)

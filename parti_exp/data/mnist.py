@@ -11,6 +11,7 @@ from torchvision.datasets import MNIST
 
 from parti_exp.data.cached import CachedImageDataModule, DecodedSplit, SourceFiles, require_dataset_values
 from parti_exp.data.decode import resize_images
+from parti_exp.errors import BadDataError, MissingInputError
 
 # idx magic number: two zero bytes, the element type (0x08 = unsigned byte), the number of dimensions.
 _UBYTE = 0x08
@@ -28,17 +29,17 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError) as error:  # bad or truncated gzip stream
-        raise ValueError(f"cannot read MNIST file {path}: {error}; {remedy}") from error
+        raise BadDataError(f"cannot read MNIST file {path}: {error}; {remedy}") from error
     header = 4 + 4 * ndim
     if len(data) < header or data[:4] != bytes([0, 0, _UBYTE, ndim]):
-        raise ValueError(
+        raise BadDataError(
             f"{path} is not an idx file of {ndim}-d unsigned bytes (its magic number is {data[:4].hex() or 'missing'}, "
             f"expected 000008{ndim:02x}); {remedy}"
         )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape))
     if len(data) - header != expected:
-        raise ValueError(
+        raise BadDataError(
             f"{path} is truncated or corrupt: its header promises {' x '.join(map(str, shape))} = {expected} bytes, "
             f"it holds {len(data) - header}; {remedy}"
         )
@@ -91,7 +92,7 @@ class MNISTDataModule(CachedImageDataModule):
             MNIST(self.root, train=True, download=True)
         missing = self._missing()
         if missing:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"MNIST not found: looked in {self.raw_folder} for {', '.join(missing)} (each may also be .gz). "
                 f"Set data.download=true to fetch them with torchvision, place the four idx files there, "
                 f"or point paths.data_dir= at the directory that holds MNIST/raw/"
@@ -105,7 +106,7 @@ class MNISTDataModule(CachedImageDataModule):
         images = read_idx(images_path, ndim=3)
         labels = read_idx(labels_path, ndim=1)
         if len(images) != len(labels) or labels.max(initial=0) > 9:
-            raise ValueError(
+            raise BadDataError(
                 f"{labels_path} does not match {images_path}: {len(labels)} labels (max {labels.max(initial=0)}) "
                 f"for {len(images)} images; replace both files with a matching pair"
             )

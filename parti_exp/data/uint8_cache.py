@@ -7,19 +7,30 @@ An entry's file name carries a hash of everything that shapes its pixels and lab
 and a fingerprint of the source files), so changing a setting or a source file selects a new entry instead
 of reading a stale one. Entries are written to a temporary file and renamed into place, so an interrupted
 build leaves no entry rather than a corrupt one.
+
+Several processes may want the same missing entry at once (the jobs of a parallel multirun, the DDP ranks of
+several nodes on one shared file system). ``building`` holds an exclusive lock on a file beside the entry while one
+of them builds it; the others wait for the lock, then find the entry and read it. The operating system releases the
+lock when its holder exits, however it exits, so a killed builder never leaves the others waiting.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from parti_exp.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +62,7 @@ def entry_name(dataset: str, split: str, settings: Mapping[str, object], source_
     return "-".join([dataset, split, *readable, hashlib.sha256(key.encode()).hexdigest()[:16]])
 
 
-class CacheNotWritableError(PermissionError):
+class CacheNotWritableError(UserError, PermissionError):
     """The cache directory cannot be created or written to."""
 
 
@@ -72,25 +83,55 @@ class UInt8Cache:
             return None
         return np.load(images_path, mmap_mode="r"), np.load(labels_path)
 
-    def build(
-        self, name: str, labels: np.ndarray, image_shape: tuple[int, int, int], image_chunks: Iterable[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Write ``image_chunks`` (uint8 ``n_i x C x H x W`` arrays, ``len(labels)`` images in all) as entry ``name``.
+    @contextmanager
+    def building(self, name: str) -> Iterator[None]:
+        """Hold the lock of entry ``name``: blocks while another process holds it (builds the entry)."""
+        lock_path = self.directory / f".{name}.lock"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise CacheNotWritableError(self._not_writable(error)) from error
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for another process to finish building %s (it holds %s)", name, lock_path)
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except OSError as error:
+                if error.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                # A file system without locks (some network mounts): build without waiting. Concurrent builds
+                # still end with one complete entry, as each renames a complete file into place.
+                log.warning("cannot lock %s (%s): building %s without waiting for other processes", lock_path,
+                            error.strerror, name)  # fmt: skip
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
-        Chunks are streamed to disk, so the whole array never has to fit in memory.
+    def build(
+        self,
+        name: str,
+        labels: np.ndarray,
+        image_shape: tuple[int, int, int],
+        image_chunks: Iterable[np.ndarray],
+        skipped: Sequence[int] = (),
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Write ``image_chunks`` (uint8 ``n_i x C x H x W`` arrays, one image per label) as entry ``name``.
+
+        Chunks are streamed to disk, so the whole array never has to fit in memory. ``skipped``: the positions of
+        the images the chunks leave out (unreadable files, ``data.skip_bad=true``); the decoder fills it while the
+        chunks are read, and their labels are dropped once all are written.
         """
         images_path, labels_path = self.paths(name)
-        shape = (len(labels), *image_shape)
-        tmp_images = self._temp_file(name)
-        tmp_labels = self._temp_file(name)
+        temps = [self._temp_file(name), self._temp_file(name)]
+        tmp_images, tmp_labels = temps
         try:
             with open(tmp_images, "wb") as f:
                 # Written by hand rather than through np.lib.format.open_memmap: filling a memmap on a
                 # full disk kills the process with SIGBUS, a plain write raises a readable OSError.
-                np.lib.format.write_array_header_1_0(
-                    f,
-                    {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape},
-                )
+                _write_header(f, (len(labels), *image_shape))
+                header_size = f.tell()
                 written = 0
                 for chunk in image_chunks:
                     if chunk.dtype != np.uint8 or tuple(chunk.shape[1:]) != tuple(image_shape):
@@ -100,14 +141,27 @@ class UInt8Cache:
                         )
                     f.write(np.ascontiguousarray(chunk).data)
                     written += len(chunk)
-            if written != len(labels):
-                raise ValueError(f"cache entry {name}: decoded {written} images for {len(labels)} labels")
+            if written + len(skipped) != len(labels):
+                also = f" and skipped {len(skipped)}" if skipped else ""
+                raise ValueError(f"cache entry {name}: decoded {written} images{also} for {len(labels)} labels")
+            if skipped:
+                labels = np.delete(labels, list(skipped), axis=0)
+                # The header promised one image per label: copy the images under a header that counts those written.
+                tmp_fixed = self._temp_file(name)
+                temps.append(tmp_fixed)
+                with open(tmp_images, "rb") as source, open(tmp_fixed, "wb") as target:
+                    _write_header(target, (written, *image_shape))
+                    source.seek(header_size)
+                    shutil.copyfileobj(source, target, 2**24)
+                os.replace(tmp_fixed, tmp_images)
+                log.warning("cache entry %s: %d images; %d unreadable files skipped (data.skip_bad=true)", name,
+                            written, len(skipped))  # fmt: skip
             with open(tmp_labels, "wb") as f:
                 np.save(f, labels)
             os.replace(tmp_labels, labels_path)
             os.replace(tmp_images, images_path)
         finally:
-            for tmp in (tmp_images, tmp_labels):
+            for tmp in temps:
                 tmp.unlink(missing_ok=True)
         log.info("wrote %s (%.1f MB)", images_path, images_path.stat().st_size / 2**20)
         return np.load(images_path, mmap_mode="r"), labels
@@ -117,10 +171,19 @@ class UInt8Cache:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
         except OSError as error:
-            raise CacheNotWritableError(
-                f"cannot write the decoded-image cache to {self.directory} ({error}). "
-                "Point it at a writable directory with data.cache_dir=/some/writable/dir, "
-                "or move the data with paths.data_dir=..."
-            ) from error
+            raise CacheNotWritableError(self._not_writable(error)) from error
         os.close(fd)
         return Path(tmp)
+
+    def _not_writable(self, error: OSError) -> str:
+        return (
+            f"cannot write the decoded-image cache to {self.directory} ({error}). "
+            "Point it at a writable directory with data.cache_dir=/some/writable/dir, "
+            "or move the data with paths.data_dir=..."
+        )
+
+
+def _write_header(file, shape: tuple[int, ...]) -> None:
+    """The ``.npy`` header of a C-ordered uint8 array of ``shape``."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(file, header)

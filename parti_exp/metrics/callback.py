@@ -25,6 +25,7 @@ from torch import nn
 
 from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.base import ImageDataModule
+from parti_exp.errors import ConfigError
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint
 from parti_exp.metrics.feature_metrics import FeatureMetrics
@@ -73,13 +74,13 @@ class ImageQualityMetrics(Callback):
         check_every_n_epochs("metrics", every_n_epochs)
         for key, (value, least) in checks.items():
             if not isinstance(value, int) or value < least:
-                raise ValueError(f"metrics.{key} must be an integer >= {least}, got {value!r}")
+                raise ConfigError(f"metrics.{key} must be an integer >= {least}, got {value!r}")
         if is_splits > num_fake:
-            raise ValueError(f"metrics.is_splits={is_splits} is more than metrics.num_fake={num_fake}")
+            raise ConfigError(f"metrics.is_splits={is_splits} is more than metrics.num_fake={num_fake}")
         if real_split not in SPLITS:
-            raise ValueError(f"metrics.real_split must be one of {SPLITS}, got {real_split!r}")
+            raise ConfigError(f"metrics.real_split must be one of {SPLITS}, got {real_split!r}")
         if num_real is not None and (not isinstance(num_real, int) or num_real < 2):
-            raise ValueError(f"metrics.num_real must be null (the whole split) or an integer >= 2, got {num_real!r}")
+            raise ConfigError(f"metrics.num_real must be null (the whole split) or an integer >= 2, got {num_real!r}")
         self.num_fake = num_fake
         self.cache_dir = Path(cache_dir)
         self.every_n_epochs = every_n_epochs
@@ -115,7 +116,7 @@ class ImageQualityMetrics(Callback):
         """Load the extractor and the real statistics on every rank (a collective under DDP)."""
         rank, world = rank_and_world(strategy)
         if self.num_fake < world:
-            raise ValueError(f"metrics.num_fake={self.num_fake} leaves some of the {world} processes no image")
+            raise ConfigError(f"metrics.num_fake={self.num_fake} leaves some of the {world} processes no image")
         device = strategy.root_device
         # Rank 0 first: it may download the weights or train the classifier into the shared cache, which the
         # other ranks then read instead of repeating the work.
@@ -234,7 +235,7 @@ class ClassifierMetrics(ImageQualityMetrics):
 
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
         if datamodule is None:
-            raise ValueError("metrics=classifier trains its classifier on the data config's train split: set data=...")
+            raise ConfigError("metrics=classifier trains its classifier on the data config's train split: set data=...")
         datamodule.setup("fit")
         result = load_or_train_classifier(
             datamodule.train_set,

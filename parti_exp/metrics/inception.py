@@ -13,6 +13,9 @@ import torch
 from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
+from parti_exp.checkpoints import load_checkpoint_file
+from parti_exp.errors import BadDataError, MissingInputError
+
 FEATURE_NAME = "inception-v3-compat"  # torch-fidelity's registry name for this network
 
 
@@ -31,7 +34,7 @@ def resolve_weights(weights_path: str | Path | None) -> Path:
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"metrics.weights_path={weights_path} does not exist. Point it at torch-fidelity's InceptionV3 "
                 f"weights ({URL_INCEPTION_V3}), or set metrics.weights_path=null to use {default_weights_path()} "
                 "(downloaded there when there is network), or train with metrics=none."
@@ -44,7 +47,7 @@ def resolve_weights(weights_path: str | Path | None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(URL_INCEPTION_V3, str(path), progress=False)
     except OSError as error:  # URLError, socket errors, unwritable cache dir
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"The InceptionV3 weights for FID/IS/KID are not at {path} and could not be downloaded from "
             f"{URL_INCEPTION_V3} ({error}). Copy that file to {path} (the directory follows $TORCH_HOME), or set "
             "metrics.weights_path=/path/to/weights-inception-2015-12-05-6726825d.pth, or train with metrics=none."
@@ -63,12 +66,15 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, weights_path: str | Path) -> None:
         super().__init__()
+        # torch-fidelity unpickles the file with weights_only=False: it is first read here as data (memory-mapped, so
+        # cheap), which refuses a file that holds pickled code unless the user trusts it.
+        load_checkpoint_file(weights_path, key="metrics.weights_path", mmap=True)
         try:
             self.net = FeatureExtractorInceptionV3(
                 FEATURE_NAME, ["2048", "logits_unbiased"], feature_extractor_weights_path=str(weights_path)
             )
         except (RuntimeError, KeyError, EOFError, ValueError) as error:  # what torch.load / load_state_dict raise
-            raise ValueError(
+            raise BadDataError(
                 f"{weights_path} is not torch-fidelity's InceptionV3 state dict ({error}); "
                 f"get the file from {URL_INCEPTION_V3}"
             ) from error

@@ -7,12 +7,14 @@ import math
 import torch
 from torch import nn
 
+from parti_exp.errors import ConfigError
+
 
 def upsampling_stages(img_size: int) -> int:
     """Number of x2 stages from the 4x4 base to ``img_size``; only 4 * 2**k sizes are possible."""
     stages = math.log2(img_size / 4) if img_size > 0 else -1
     if img_size < 8 or stages != int(stages):
-        raise ValueError(
+        raise ConfigError(
             f"DCGAN nets need an image size of 4 * 2**k pixels, at least 8 (8, 16, 32, 64, 128, ...); "
             f"got {img_size}. Set data.img_size accordingly."
         )
@@ -27,7 +29,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
         return nn.GroupNorm(1, channels)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"norm must be one of batch, layer, none; got {kind!r}")
+    raise ConfigError(f"norm must be one of batch, layer, none; got {kind!r}")
 
 
 class DCGANGenerator(nn.Module):

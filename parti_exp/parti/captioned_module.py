@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch import LightningModule
 
 from parti_exp.data.caption_source import CaptionSource
+from parti_exp.errors import BadCheckpointError
 from parti_exp.parti.text_tokenizer import BPETokenizer, TextTokenizer, tokenizer_from_state
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class CaptionedModule(LightningModule):
         if "text_tokenizer" in checkpoint:
             saved = tokenizer_from_state(checkpoint["text_tokenizer"])
             if saved.vocab_size > self.text_vocab_rows:
-                raise ValueError(
+                raise BadCheckpointError(
                     f"this checkpoint's text tokenizer has {saved.vocab_size} tokens, the text embedding "
                     f"{self.text_vocab_rows} rows: model.text_tokenizer.vocab_size must be what it was trained with"
                 )

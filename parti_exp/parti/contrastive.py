@@ -23,6 +23,7 @@ from torch import nn
 
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.distributed import seed_per_rank
+from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
 from parti_exp.eval_mode import eval_mode
 from parti_exp.metrics.text_image import ids_by_caption, r_precision, retrieval_top1
 from parti_exp.nets import ImageEmbedder
@@ -56,7 +57,7 @@ class ContrastiveModule(CaptionedModule):
                             f"B x dim, like parti_exp.nets.image_encoder.ImageEncoder), got "
                             f"{type(image_encoder).__name__}")  # fmt: skip
         if not isinstance(r_precision_distractors, int) or r_precision_distractors < 1:
-            raise ValueError(f"model.r_precision_distractors must be an integer >= 1, got {r_precision_distractors!r}")
+            raise ConfigError(f"model.r_precision_distractors must be an integer >= 1, got {r_precision_distractors!r}")
         super().__init__(text_tokenizer, max_text_len)
         text_tower = text_encoder(text_vocab_size=self.text_vocab_rows, max_text_len=max_text_len)
         self.dual_encoder = DualEncoder(image_encoder, text_tower, embed_dim, temperature, max_logit_scale)
@@ -144,7 +145,7 @@ class ContrastiveModule(CaptionedModule):
         """Raise ValueError unless the image tower was built for ``channels x img_size x img_size`` images."""
         tower = self.dual_encoder.image_encoder
         if (tower.channels, tower.img_size) != (channels, img_size):
-            raise ValueError(
+            raise ConfigError(
                 f"{what} scores {tower.channels} x {tower.img_size} x {tower.img_size} images, these are {channels} x "
                 f"{img_size} x {img_size}: train model=contrastive on the same data=... and data.img_size"
             )
@@ -154,11 +155,11 @@ def load_contrastive(path: str | Path, what: str = "scorer_ckpt") -> Contrastive
     """The trained scorer of a ``model=contrastive`` checkpoint, frozen and in eval mode; ``what``: the config key
     that named it, for the error messages."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{what}={path} does not exist: give the checkpoints/last.ckpt of a "
+        raise MissingInputError(f"{what}={path} does not exist: give the checkpoints/last.ckpt of a "
                                 "`python -m parti_exp.train model=contrastive data=...` run")  # fmt: skip
-    module, _ = module_from_checkpoint(read_checkpoint(path))
+    module, _ = module_from_checkpoint(read_checkpoint(path, what))
     if not isinstance(module, ContrastiveModule):
-        raise ValueError(f"{what}={path} holds a {type(module).__name__}, not a contrastive scorer: train one with "
-                         "`python -m parti_exp.train model=contrastive data=...` and pass its "
-                         "checkpoints/last.ckpt")  # fmt: skip
+        raise BadCheckpointError(f"{what}={path} holds a {type(module).__name__}, not a contrastive scorer: train one "
+                                 "with `python -m parti_exp.train model=contrastive data=...` and pass its "
+                                 "checkpoints/last.ckpt")  # fmt: skip
     return module.eval().requires_grad_(False)

@@ -25,6 +25,7 @@ from torch import nn
 from parti_exp.checkpoints import MODEL_EXTRAS_KEY, load_net
 from parti_exp.data.label_captions import captioner_for
 from parti_exp.distributed import seed_per_rank
+from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
 from parti_exp.instantiate import instantiate
 from parti_exp.nets import ImageTokenizer
 from parti_exp.parti.captioned_module import CaptionedModule
@@ -40,13 +41,13 @@ def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
     """The frozen autoencoder of a ``model=vqgan`` checkpoint (encode: images -> codes, decode: codes -> images),
     and its net config."""
     if not Path(path).is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"model.tokenizer_ckpt={path} does not exist: give the checkpoints/last.ckpt of a "
             "`python -m parti_exp.train model=vqgan` run"
         )
-    net, net_cfg = load_net(path, "generator")
+    net, net_cfg = load_net(path, "generator", key="model.tokenizer_ckpt")
     if not isinstance(net, ImageTokenizer):
-        raise ValueError(
+        raise BadCheckpointError(
             f"model.tokenizer_ckpt={path} holds a {type(net).__name__}, not an image tokenizer: train one first "
             "with `python -m parti_exp.train model=vqgan` and pass its checkpoints/last.ckpt"
         )
@@ -75,7 +76,7 @@ class TextToImageModule(CaptionedModule):
         that they rebuild the model on their own (the tokenizer's weights are in their state_dict). It is YAML
         text rather than a mapping because Hydra would build a nested ``_target_`` before this module sees it."""
         if not 0.0 <= condition_dropout < 1.0:
-            raise ValueError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}")
+            raise ConfigError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}")
         word_tokenizer = None
         if text_tokenizer is None and dataset:
             word_tokenizer = WordTokenizer.from_captioner(captioner_for(get_class(dataset).name), max_text_len)
@@ -104,12 +105,12 @@ class TextToImageModule(CaptionedModule):
         try:
             codes = self.image_tokenizer.encode(torch.zeros(1, channels, img_size, img_size))
         except RuntimeError as error:
-            raise ValueError(
+            raise ConfigError(
                 f"model.tokenizer_ckpt={path} cannot encode this data's {channels} x {img_size} x {img_size} images "
                 f"({error}); train the tokenizer on the same data=... and data.img_size"
             ) from error
         if tuple(codes.shape[1:]) != tuple(self.image_tokenizer.token_grid):
-            raise ValueError(
+            raise ConfigError(
                 f"model.tokenizer_ckpt={path} makes a {tuple(codes.shape[1:])} token grid from {img_size} px images, "
                 f"it was trained for {self.image_tokenizer.token_grid}: use the data.img_size it was trained on"
             )

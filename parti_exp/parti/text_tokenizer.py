@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from parti_exp.errors import BadDataError, ConfigError, MissingInputError
+
 log = logging.getLogger(__name__)
 
 
@@ -152,10 +154,10 @@ class BPETokenizer:
         and the special tokens)."""
         smallest = 256 + len(cls.SPECIALS)
         if not isinstance(vocab_size, int) or vocab_size < smallest:
-            raise ValueError(f"model.text_tokenizer.vocab_size must be an integer >= {smallest} (every byte and the "
-                             f"special tokens), got {vocab_size!r}")  # fmt: skip
+            raise ConfigError(f"model.text_tokenizer.vocab_size must be an integer >= {smallest} (every byte and the "
+                              f"special tokens), got {vocab_size!r}")  # fmt: skip
         if not corpus:
-            raise ValueError("cannot train a text tokenizer: the training split has no captions")
+            raise BadDataError("cannot train a text tokenizer: the training split has no captions")
         tokenizer = Tokenizer(models.BPE())
         steps = [normalizers.NFKC(), normalizers.Strip()] + ([normalizers.Lowercase()] if lowercase else [])
         tokenizer.normalizer = normalizers.Sequence(steps)
@@ -175,14 +177,14 @@ class BPETokenizer:
         """A ``tokenizers`` JSON file (``tokenizer.json``), e.g. a T5 or CLIP tokenizer kept on disk."""
         path = Path(path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"model.text_tokenizer.path={path} does not exist: give a Hugging Face tokenizers file "
                 "(tokenizer.json), or null to train one on the captions"
             )
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises a bare Exception for a file it cannot parse
-            raise ValueError(f"model.text_tokenizer.path={path} is not a tokenizers JSON file: {error}") from None
+            raise BadDataError(f"model.text_tokenizer.path={path} is not a tokenizers JSON file: {error}") from None
         return cls(tokenizer, max_len)
 
     @classmethod

@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import numpy as np
@@ -149,3 +150,26 @@ def test_download_true_fetches_through_torchvision_when_files_are_missing(tmp_pa
     monkeypatch.setattr("parti_exp.data.cifar10.CIFAR10", FakeCIFAR10)
     dm = _setup(tmp_path, download=True)
     assert calls == [(tmp_path, True, True)] and len(dm.train_set) == 40
+
+
+class RunsShell:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_batch_holding_pickled_code_is_refused_unrun(tmp_path, make_cifar10, protocol):
+    # data.verify=false accepts batches from anywhere: they are unpickled as arrays and plain data only.
+    written = make_cifar10(tmp_path)
+    path, marker = written.files["val"][0], tmp_path / "pwned"
+    data = np.zeros((2, 3072), np.uint8)
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": [0, 1], b"x": RunsShell(f"touch {marker}")}, protocol))
+    with pytest.raises(ValueError, match=r"not a readable CIFAR batch .*pickled posix\.system.*not unpickled") as error:
+        _setup(tmp_path)
+    assert str(path) in str(error.value) and not marker.exists()
+    # The same content without the extra object reads, whatever the protocol wrote its array with.
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": [0, 1]}, protocol))
+    assert len(_setup(tmp_path).val_set) == 2

@@ -1,9 +1,17 @@
+import fcntl
+import hashlib
+import multiprocessing
 import os
 import shutil
+import time
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from queue import Queue
 
 import numpy as np
 import pytest
 
+from parti_exp.data.cached import CachedImageDataModule, DecodedSplit, SourceFiles
 from parti_exp.data.uint8_cache import CacheNotWritableError, UInt8Cache, entry_name, fingerprint
 
 
@@ -104,3 +112,85 @@ def test_fingerprint_follows_names_sizes_and_mtimes_but_not_the_location(tmp_pat
     assert fingerprint(data, files) not in (original, resized)
 
     assert fingerprint(data, files[:1]) != fingerprint(data, files)
+
+
+def test_skipped_images_drop_their_labels_and_the_header_counts_what_was_written(tmp_path):
+    cache = UInt8Cache(tmp_path)
+    images, labels = _images(10), np.arange(10, dtype=np.int64)
+    kept = [i for i in range(10) if i not in (2, 5)]
+    built_images, built_labels = cache.build("entry", labels, (3, 4, 5), [images[kept[:4]], images[kept[4:]]], [2, 5])
+    loaded_images, loaded_labels = cache.load("entry")
+    assert loaded_images.shape == (8, 3, 4, 5)
+    np.testing.assert_array_equal(loaded_images, images[kept])
+    np.testing.assert_array_equal(loaded_labels, kept)
+    np.testing.assert_array_equal(built_labels, kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.images.npy", "entry.labels.npy"]
+
+
+def test_the_build_lock_is_released_when_its_holder_fails(tmp_path):
+    cache = UInt8Cache(tmp_path)
+    lock_file = tmp_path / ".entry.lock"
+
+    def locked_by_someone() -> bool:
+        descriptor = os.open(lock_file, os.O_RDWR)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(descriptor)
+
+    with pytest.raises(KeyboardInterrupt):
+        with cache.building("entry"):
+            assert locked_by_someone()
+            raise KeyboardInterrupt
+    assert not locked_by_someone()
+
+
+class SlowSource(CachedImageDataModule):
+    """One tiny split whose decoding takes a while and writes a line to ``builds`` each time it runs."""
+
+    name = "slow"
+
+    def __init__(self, root: Path, builds: Path) -> None:
+        super().__init__(root, img_size=4, channels=3, num_classes=1, batch_size=1, num_workers=0, hflip=False,
+                         cache_dir=None)  # fmt: skip
+        self.builds = builds
+
+    def ensure_source(self) -> None:
+        pass
+
+    def source_files(self, split: str) -> SourceFiles:
+        return SourceFiles(self.root, [self.root / "source.bin"])
+
+    def decode(self, split: str) -> DecodedSplit:
+        with open(self.builds, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        time.sleep(1.0)  # long enough for the other processes to find the entry missing and wait
+        images = np.random.default_rng(0).integers(0, 256, size=(6, 3, 4, 4), dtype=np.uint8)
+        return DecodedSplit(np.arange(6), [images])
+
+
+def _load_split(root: Path, builds: Path, start: Barrier, results: Queue) -> None:
+    datamodule = SlowSource(root, builds)
+    start.wait()
+    dataset = datamodule.load_split("train")
+    results.put((hashlib.sha256(np.asarray(dataset.images).tobytes()).hexdigest(), dataset.labels.tolist()))
+
+
+def test_three_processes_wanting_the_same_entry_build_it_once(tmp_path):
+    (tmp_path / "source.bin").write_bytes(b"data")
+    builds = tmp_path / "builds.txt"
+    context = multiprocessing.get_context("fork")  # the children only run numpy and file locks
+    start, results = context.Barrier(3), context.Queue()
+    processes = [context.Process(target=_load_split, args=(tmp_path, builds, start, results)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    loaded = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert len(builds.read_text().splitlines()) == 1
+    expected = np.random.default_rng(0).integers(0, 256, size=(6, 3, 4, 4), dtype=np.uint8)
+    assert loaded == [(hashlib.sha256(expected.tobytes()).hexdigest(), list(range(6)))] * 3
