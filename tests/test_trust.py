@@ -184,3 +184,12 @@ def test_a_text_to_image_checkpoint_loads_as_data_and_rebuilds(tmp_path):
     assert torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt)) == []
     module, _ = module_from_checkpoint(read_checkpoint(ckpt))
     assert module.text_tokenizer.vocab_size > 3
+
+
+def test_a_contrastive_checkpoint_loads_as_data_and_rebuilds(tmp_path):
+    train(compose_train(tmp_path, "experiment=contrastive_digits", "trainer.fast_dev_run=true",
+                        "trainer.enable_progress_bar=false", fast=False))  # fmt: skip
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt)) == []
+    module, _ = module_from_checkpoint(read_checkpoint(ckpt))
+    assert module.state_dict().keys() == read_checkpoint(ckpt)["state_dict"].keys()
