@@ -14,13 +14,13 @@ image tokenizer's checkpoint), and a value inside the model's config would let a
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator
 
 import yaml
+from hydra._internal.utils import _locate
 
 from parti_exp.errors import UntrustedCheckpointError
 
@@ -62,19 +62,11 @@ def target_refusal(target: Any) -> str | None:
     """Why ``target`` may not be built from a stored config, or None when it may."""
     if not isinstance(target, str) or not _under_allowed(target):
         return f"it is not under {', '.join(ALLOWED_TARGET_MODULES)}"
-    # Import the longest importable module prefix, then walk attributes: only modules under the allowed packages
-    # are ever imported, since the path itself starts with one.
-    parts = target.split(".")
-    obj = None
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for name in parts[split:]:
-            obj = getattr(obj, name, None)
-        break
-    if obj is None:
+    try:
+        # The resolver instantiate itself uses, so the check judges the object that would be built. It imports only
+        # prefixes of the path, all under the allowed packages.
+        obj = _locate(target)
+    except (ImportError, ValueError):
         return "no such class exists"
     if not inspect.isclass(obj):
         return f"it is a {type(obj).__name__}, not a class"
