@@ -1,7 +1,11 @@
 """Fixtures shared by all tests."""
 
 import pytest
+import torch
 from hydra_compose import compose_train
+
+from parti_exp.data import DigitScenesDataModule
+from parti_exp.metrics.scene_reader import load_scene_reader
 
 
 @pytest.fixture
@@ -14,11 +18,6 @@ def cfg_factory(tmp_path):
 def scene_reader_cache(tmp_path_factory):
     """A cache_dir holding the digit-scene reader's classifier, trained once per session (about 30 s): the reader,
     scene accuracy and digit-scenes training tests share it."""
-    import torch
-
-    from parti_exp.data import DigitScenesDataModule
-    from parti_exp.metrics.scene_reader import load_scene_reader
-
     cache = tmp_path_factory.mktemp("scene_reader")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny CNN: extra threads only wait for each other
