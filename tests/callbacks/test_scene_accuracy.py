@@ -43,8 +43,14 @@ def test_callback_settings_are_checked():
         SceneAccuracy(cache_dir="unused", per_prompt=0)
     with pytest.raises(ValueError, match="scene_accuracy.every_n_epochs must be an integer >= 1"):
         SceneAccuracy(cache_dir="unused", every_n_epochs=0)
-    with pytest.raises(ValueError, match="data is digits: use data=digit_scenes, or set callbacks.scene_accuracy=null"):
-        SceneAccuracy(cache_dir="unused").setup(SimpleNamespace(datamodule=DigitsDataModule()), None, "fit")
+
+
+def test_scene_accuracy_is_off_for_other_data(tmp_path):
+    callback = SceneAccuracy(cache_dir=str(tmp_path))
+    callback.setup(SimpleNamespace(datamodule=DigitsDataModule()), None, "fit")
+    assert callback.reader is None and not any(tmp_path.iterdir())  # no classifier trained
+    trainer = SimpleNamespace(sanity_checking=False, fast_dev_run=True, current_epoch=0)
+    callback.on_train_epoch_end(trainer, None)  # due (a fast_dev_run), and does nothing
 
 
 class ComposingModel:
