@@ -1,10 +1,28 @@
 """Fixtures shared by all tests."""
 
 import pytest
+import torch
 from hydra_compose import compose_train
+
+from parti_exp.data import DigitScenesDataModule
+from parti_exp.metrics.scene_reader import load_scene_reader
 
 
 @pytest.fixture
 def cfg_factory(tmp_path):
     """``cfg_factory(*overrides, fast=True)``: the composed train config writing under ``tmp_path``."""
     return lambda *overrides, **kw: compose_train(tmp_path, *overrides, **kw)
+
+
+@pytest.fixture(scope="session")
+def scene_reader_cache(tmp_path_factory):
+    """A cache_dir holding the digit-scene reader's classifier, trained once per session (about 30 s): the reader,
+    scene accuracy and digit-scenes training tests share it."""
+    cache = tmp_path_factory.mktemp("scene_reader")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny CNN: extra threads only wait for each other
+    try:
+        load_scene_reader(DigitScenesDataModule(num_train=64, num_val=1).digits, cache, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    return cache

@@ -7,6 +7,7 @@ from parti_exp.data.captions_folder import CaptionsDataModule
 from parti_exp.data.celeba import CelebADataModule
 from parti_exp.data.cifar10 import CIFAR10DataModule
 from parti_exp.data.coco import COCODataModule
+from parti_exp.data.digit_scenes import DigitScenesDataModule
 from parti_exp.data.digits import DigitsDataModule
 from parti_exp.data.folder import FolderDataModule
 from parti_exp.data.mnist import MNISTDataModule
@@ -15,6 +16,7 @@ __all__ = [
     "ImageDataModule",
     "UInt8ImageDataset",
     "DigitsDataModule",
+    "DigitScenesDataModule",
     "MNISTDataModule",
     "CIFAR10DataModule",
     "CelebADataModule",
