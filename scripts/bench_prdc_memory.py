@@ -6,13 +6,15 @@ Each variant runs in a fresh process on random float32 features: the real subset
 the four metrics (``precision_recall_density_coverage``), with ``prdc.CHUNK_ELEMENTS`` per distance block
 (what the metrics callback uses) and with one block holding a whole distance matrix. Reported: the peak memory
 above what the features themselves take, measured (CUDA: ``max_memory_allocated``; CPU: the process's peak
-resident size, large blocks being mapped and unmapped by malloc) and computed from the block size.
+resident size, with glibc told to map every allocation above 1 MiB on its own, so that a freed block leaves the
+resident size at once) and computed from the block size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,11 +28,12 @@ MIB = 2**20
 
 
 def computed_peak(rows_x: int, rows_y: int, dim: int, chunk_elements: int) -> int:
-    """Bytes alive at once in one step of ``distance_blocks`` (x's rows against all of y) and its comparisons:
-    the float32 block, torch.cdist's padded copies of both operands (D + 2 columns each), and two bool masks."""
+    """Bytes alive at once in one step of ``distance_blocks`` (x's rows against all of y): inside torch.cdist,
+    the float32 block and its padded copies of both operands (D + 2 columns each, for one matrix product);
+    after it, the block and one bool mask of the same shape (the comparisons are reduced one at a time)."""
     rows = min(rows_x, max(1, chunk_elements // rows_y))
-    block = rows * rows_y
-    return 4 * block + 4 * (rows + rows_y) * (dim + 2) + 2 * block
+    block = 4 * rows * rows_y
+    return max(block + 4 * (rows + rows_y) * (dim + 2), block + rows * rows_y)
 
 
 def run_one(real: int, fake: int, dim: int, chunk_elements: int, device: str) -> dict:
@@ -77,7 +80,10 @@ def main() -> None:
     for label, chunk in (("chunked", CHUNK_ELEMENTS), ("one block", whole)):
         command = [sys.executable, __file__, f"--real={args.real}", f"--fake={args.fake}", f"--dim={args.dim}"]
         command += [f"--device={args.device}", f"--threads={args.threads}", f"--child={chunk}"]
-        results[label] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        # Without a fixed threshold glibc keeps freed blocks of up to 32 MiB in its heap: resident, not in use.
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(2**20)}
+        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+        results[label] = json.loads(done.stdout)
         # The largest of the three passes: real x real radii, generated x generated radii, generated x real.
         passes = ((args.real, args.real), (args.fake, args.fake), (args.fake, args.real))
         computed = max(computed_peak(rows, columns, args.dim, chunk) for rows, columns in passes)

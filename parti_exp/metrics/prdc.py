@@ -80,6 +80,7 @@ def kth_neighbour_distances(
             # The row itself is the nearest (distance 0): the k-th other neighbour is the (k+1)-th smallest.
             nearest = block.topk(largest + 1, dim=1, largest=False).values  # (rows, largest + 1), ascending
             radii.append(nearest[:, list(ks)])
+            del block  # freed before the next block is computed rather than after: one block alive at a time
     return torch.cat(radii).T
 
 
@@ -104,16 +105,19 @@ def precision_recall_density_coverage(
     precise = torch.zeros(len(fake), dtype=torch.bool, device=fake.device)
     recalled = torch.zeros(len(real_features), dtype=torch.bool, device=fake.device)
     covered = torch.zeros(len(real_features), dtype=torch.bool, device=fake.device)
-    inside = torch.zeros((), dtype=torch.int64, device=fake.device)
+    inside = torch.zeros((), dtype=torch.float64, device=fake.device)
     with exact_float32_matmul():
         for rows, block in distance_blocks(fake, real_features, chunk_elements):  # (generated rows, real)
             precise[rows] = (block <= radius_pr).any(dim=1)
             recalled |= (block <= fake_radius[rows, None]).any(dim=0)
-            in_dc_ball = block < radius_dc
-            inside += in_dc_ball.sum()
+            # In place, 1 where distance < radius, else 0 (radius - distance > 0 exactly there): a sum over a bool
+            # block would first copy it to int64, twice the block's own size.
+            block.neg_().add_(radius_dc).clamp_min_(0).sign_()
+            inside += block.sum(dim=1).double().sum()  # row sums of at most len(real) ones: exact in float32
             # Coverage asks whether the nearest generated sample is inside the ball: whether any is.
-            covered |= in_dc_ball.any(dim=0)
-    density = inside.double() / (DC_K * len(fake))
+            covered |= block.amax(dim=0) > 0
+            del block  # freed before the next block is computed rather than after: one block alive at a time
+    density = inside / (DC_K * len(fake))
     values = torch.stack([precise.double().mean(), recalled.double().mean(), density, covered.double().mean()])
     return dict(zip(NAMES, values.tolist()))  # one device-to-host copy for the four numbers
 
