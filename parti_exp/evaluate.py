@@ -1,4 +1,5 @@
-"""python -m parti_exp.evaluate ckpt_path=PATH | real_dir=A fake_dir=B: FID / IS / KID, printed and in metrics.json."""
+"""python -m parti_exp.evaluate ckpt_path=PATH | real_dir=A fake_dir=B: FID / IS / KID, precision / recall /
+density / coverage, printed and in metrics.json."""
 
 from __future__ import annotations
 
@@ -87,8 +88,12 @@ def evaluate_folders(cfg: DictConfig) -> dict:
     for files, is_real in ((real, True), (fake, False)):
         for batch in folder_batches(files, callback.batch_size, channels):
             metrics.update(batch.to(device), real=is_real)
+    if metrics.prdc is not None:
+        # No cache for folders: the kNN subset is drawn from the real features just extracted.
+        real_features = metrics.gathered_real_state()["kid_real_features"]
+        metrics.prdc.set_real(metrics.prdc.real_state(real_features, callback.num_real_knn))
     return {
-        **callback.named(metrics.compute()),
+        **callback.results(metrics),
         "num_fake": len(fake),
         "num_real": len(real),
         "real": str(cfg.real_dir),

@@ -1,8 +1,9 @@
 """What every run does with its loggers besides logging metrics: record the full resolved config,
-group the runs of a sweep, and close each run when its job ends."""
+group the runs of a sweep, send images to those that show them, and close each run when its job ends."""
 
 from __future__ import annotations
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import Logger, WandbLogger
@@ -41,3 +42,12 @@ def close_loggers(loggers: list[Logger]) -> None:
             import wandb
 
             wandb.finish()
+
+
+def log_image(loggers: list[Logger], key: str, image: torch.Tensor, step: int) -> None:
+    """A uint8 ``C x H x W`` image to the loggers that show images (W&B, TensorBoard); the others skip it."""
+    for logger in loggers:
+        if hasattr(logger, "log_image"):  # W&B
+            logger.log_image(key=key, images=[image.permute(1, 2, 0).numpy()], step=step)
+        elif hasattr(logger.experiment, "add_image"):  # TensorBoard
+            logger.experiment.add_image(key, image, global_step=step)

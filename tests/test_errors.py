@@ -25,6 +25,8 @@ BAD_CONFIGS = [
     (["model.d_optimizer.lr=-1e-4"], ValueError, r"model.d_optimizer.lr must be a positive number, got -0.0001"),
     (["model.n_critic=0"], ValueError, r"model.n_critic must be an integer >= 1, got 0"),
     (["metrics=classifier", "metrics.num_fake=0"], ValueError, r"metrics.num_fake must be an integer >= \d+, got 0"),
+    (["metrics=classifier", "metrics.num_real_knn=5"], ValueError,
+     r"metrics.num_real_knn must be an integer >= 6 .*got 5"),
     (["data.img_size=24"], ValueError, r"image size of 4 \* 2\*\*k pixels.*got 24. Set data.img_size"),
     (["precision=16-mixed", "trainer.accelerator=cpu"], ValueError,
      r"precision=16-mixed needs a CUDA GPU.*Use precision=bf16-mixed"),

@@ -1,11 +1,13 @@
-"""The metrics callback: FID / IS / KID at the end of every ``every_n_epochs``-th validation epoch.
+"""The metrics callback: FID / IS / KID (and precision / recall / density / coverage) at the end of every
+``every_n_epochs``-th validation epoch.
 
 ``setup`` (on every rank, before the first training step) loads the feature extractor, failing there if it
 cannot be had, and the real-image statistics: from the disk cache, or extracted once and saved. At the end of
 a validation epoch each rank generates its share of ``num_fake`` images, every rank takes part in
 ``compute()`` (torchmetrics gathers the ranks' states there), and the values are logged with
 ``pl_module.log`` as ``val/fid``, ``val/is``, ``val/kid`` (plus a suffix naming a non-Inception feature space),
-where ``ModelCheckpoint`` can monitor them.
+where ``ModelCheckpoint`` can monitor them. With the classifier, the share of generated images per class is
+logged too: its minimum as ``val/min_class_share_clf``, the shares as a bar chart image ``val/class_share``.
 
 ``prepare`` and ``measure`` take a Lightning ``Strategy`` rather than a trainer, so that
 ``python -m parti_exp.evaluate`` runs the same code on one device with a ``SingleDeviceStrategy``.
@@ -20,17 +22,21 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.strategies import ParallelStrategy, Strategy
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch import nn
 
 from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.base import ImageDataModule
 from parti_exp.errors import ConfigError
+from parti_exp.loggers import log_image
+from parti_exp.metrics.class_share import bar_chart
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint
 from parti_exp.metrics.feature_metrics import FeatureMetrics
 from parti_exp.metrics.generated_images import MakesImagesForMetrics, generated_batches
 from parti_exp.metrics.inception import InceptionFeatures, resolve_weights
+from parti_exp.metrics.prdc import DC_K, PR_K
+from parti_exp.metrics.prdc import NAMES as PRDC_NAMES
 from parti_exp.metrics.real_stats_cache import RealStatsCache
 
 SPLITS = ("train", "val")
@@ -50,6 +56,8 @@ class ImageQualityMetrics(Callback):
     suffix: ClassVar[str] = ""
     # True when the extractor itself is trained on the dataset (the evaluate CLI then needs the data config).
     needs_train_split: ClassVar[bool] = False
+    # True when the extractor's logits are the dataset's classes: the per-class share of generated images is measured.
+    class_share: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -63,6 +71,8 @@ class ImageQualityMetrics(Callback):
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         seed: int = 0,
+        prdc: bool = True,
+        num_real_knn: int = 10000,
     ) -> None:
         checks = {
             "num_fake": (num_fake, 2),
@@ -81,6 +91,16 @@ class ImageQualityMetrics(Callback):
             raise ConfigError(f"metrics.real_split must be one of {SPLITS}, got {real_split!r}")
         if num_real is not None and (not isinstance(num_real, int) or num_real < 2):
             raise ConfigError(f"metrics.num_real must be null (the whole split) or an integer >= 2, got {num_real!r}")
+        if prdc and (not isinstance(num_real_knn, int) or num_real_knn <= DC_K):
+            raise ConfigError(
+                f"metrics.num_real_knn must be an integer >= {DC_K + 1} (density and coverage look at "
+                f"{DC_K} nearest neighbours besides the sample itself), got {num_real_knn!r}"
+            )
+        if prdc and num_fake <= PR_K:
+            raise ConfigError(
+                f"metrics.num_fake={num_fake} is too few for recall ({PR_K} nearest generated neighbours): "
+                f"at least {PR_K + 1}, or metrics.prdc=false"
+            )
         self.num_fake = num_fake
         self.cache_dir = Path(cache_dir)
         self.every_n_epochs = every_n_epochs
@@ -91,7 +111,11 @@ class ImageQualityMetrics(Callback):
         self.kid_subsets = kid_subsets
         self.kid_subset_size = kid_subset_size
         self.seed = seed
+        self.prdc = prdc
+        self.num_real_knn = num_real_knn
         self.metrics: FeatureMetrics | None = None
+        # The last measurement's per-class shares (class_share only), for the bar chart.
+        self.class_shares: torch.Tensor | None = None
         self.label_pool: torch.Tensor | None = None
         self.real_shape: tuple[int, ...] | None = None
         # One-off numbers from setup (e.g. the classifier's held-out accuracy), sent to the loggers at step 0.
@@ -110,7 +134,9 @@ class ImageQualityMetrics(Callback):
                 f"metrics: KID subsets of {subset_size} images (metrics.kid_subset_size={self.kid_subset_size} is "
                 f"more than the {num_real} real / {num_fake} generated images)"
             )
-        return FeatureMetrics(extractor, self.is_splits, self.kid_subsets, subset_size, seed=self.seed)
+        return FeatureMetrics(
+            extractor, self.is_splits, self.kid_subsets, subset_size, self.seed, self.prdc, self.class_share
+        )
 
     def prepare(self, datamodule: ImageDataModule, strategy: Strategy) -> None:
         """Load the extractor and the real statistics on every rank (a collective under DDP)."""
@@ -135,7 +161,8 @@ class ImageQualityMetrics(Callback):
         # Rank 0 decides for all: the ranks may not share a file system.
         hit = strategy.broadcast(path.is_file() if strategy.is_global_zero else None)
         if hit:
-            self.metrics.load_real_state(cache.load(path) if strategy.is_global_zero else None)
+            state = cache.load(path) if strategy.is_global_zero else None
+            self.metrics.load_real_state(state)
             rank_zero_info(f"metrics: real statistics of {len(images)} {name} images from {path}")
         else:
             rank_zero_info(f"metrics: extracting features of {len(images)} {name} images (once; cached in {path})")
@@ -146,8 +173,25 @@ class ImageQualityMetrics(Callback):
             state = self.metrics.gathered_real_state()
             if strategy.is_global_zero:
                 cache.save(path, state)
+        if self.prdc:
+            self.prepare_knn(cache, cache.knn_path(path, self.num_real_knn, (PR_K, DC_K)), state, strategy)
         self.label_pool = torch.from_numpy(np.asarray(labels))
         self.real_shape = tuple(images.shape[1:])
+
+    def prepare_knn(
+        self, cache: RealStatsCache, path: Path, stats: dict[str, torch.Tensor] | None, strategy: Strategy
+    ) -> None:
+        """Install the real kNN subset and radii on every rank: from ``path``, or drawn from the real features in
+        ``stats`` (rank 0 always holds them) and saved there. Extracts nothing either way."""
+        state = None
+        if strategy.is_global_zero:
+            state = cache.load(path)
+            if state is None:
+                state = self.metrics.prdc.real_state(stats["kid_real_features"], self.num_real_knn)
+                cache.save(path, state)
+                rank_zero_info(f"metrics: nearest-neighbour radii of {len(state['features'])} real features in {path}")
+        # Every rank compares its gathered generated features with the whole subset: all ranks need it.
+        self.metrics.prdc.set_real(strategy.broadcast(state))
 
     def measure(self, model: MakesImagesForMetrics, strategy: Strategy) -> dict[str, float]:
         """Generate ``num_fake`` images across the ranks and return the metrics; every rank must call it."""
@@ -162,9 +206,17 @@ class ImageQualityMetrics(Callback):
                     f"{self.real_shape} (channels, height, width): the data config does not match the model"
                 )
             self.metrics.update(batch, real=False)
-        values = self.metrics.compute()
+        values = self.results(self.metrics)
         self.metrics.reset_generated()
-        return self.named(values)
+        return values
+
+    def results(self, metrics: FeatureMetrics) -> dict[str, float]:
+        """``metrics``' values, named for this feature space, with the smallest class share (if measured)."""
+        values = self.named(metrics.compute())
+        if self.class_share:
+            self.class_shares = metrics.class_shares().cpu()
+            values[f"min_class_share{self.suffix}"] = float(self.class_shares.min())
+        return values
 
     def named(self, values: dict[str, float]) -> dict[str, float]:
         """``FeatureMetrics.compute()``'s keys named for this feature space: ``kid_std`` -> ``kid_clf_std``."""
@@ -206,12 +258,20 @@ class ImageQualityMetrics(Callback):
         if not due_this_epoch(trainer, self.every_n_epochs):
             return
         values = self.measure(pl_module, trainer.strategy)
-        keys = [f"{name}{self.suffix}" for name in ("fid", "is", "kid")]
+        keys = [f"{name}{self.suffix}" for name in ("fid", "is", "kid") + (PRDC_NAMES if self.prdc else ())]
+        if self.class_share:
+            keys.append(f"min_class_share{self.suffix}")
+            self.log_class_shares(trainer)
         for key in keys:
             # Every rank holds the same value; sync_dist only satisfies Lightning's epoch-level DDP logging.
             pl_module.log(f"val/{key}", values[key], sync_dist=True, prog_bar=key == keys[0])
         shown = ", ".join(f"{key}={values[key]:.4g}" for key in keys)
         rank_zero_info(f"epoch {trainer.current_epoch}: {shown} ({self.num_fake} generated images)")
+
+    @rank_zero_only
+    def log_class_shares(self, trainer: Trainer) -> None:
+        title = f"epoch {trainer.current_epoch}: share of {self.num_fake} generated images per class"
+        log_image(trainer.loggers, "val/class_share", bar_chart(self.class_shares, title), trainer.global_step)
 
 
 class InceptionMetrics(ImageQualityMetrics):
@@ -232,6 +292,7 @@ class ClassifierMetrics(ImageQualityMetrics):
 
     suffix = "_clf"
     needs_train_split = True
+    class_share = True
 
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
         if datamodule is None:

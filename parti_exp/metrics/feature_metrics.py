@@ -1,4 +1,5 @@
-"""FID, IS and KID from one feature pass per image, computed by torchmetrics.
+"""FID, IS and KID from one feature pass per image, computed by torchmetrics; precision, recall, density and
+coverage (``prdc.py``) and the per-class share (``class_share.py``) from the same pass, when asked for.
 
 torchmetrics' metrics each run their own feature network on the images they are given. Here the extractor
 (Inception or the digit classifier) runs once per image and returns both its features and its logits; the
@@ -8,6 +9,7 @@ distance, the kernel MMD and the Inception score are torchmetrics' code while th
 Under DDP every rank calls ``compute()``: torchmetrics gathers the states of all ranks there (sums for FID,
 concatenation for KID and IS). Real statistics loaded from the cache are therefore held by rank 0 only, and
 the other ranks hold empty real states, so that the gathered real statistics count every image exactly once.
+The real subset of precision/recall/density/coverage is not gathered: every rank holds all of it (``prdc.set_real``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import torch
 from torch import nn
 from torchmetrics.image import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from torchmetrics.utilities.data import dim_zero_cat
+
+from parti_exp.metrics.class_share import ClassShare
+from parti_exp.metrics.prdc import PrecisionRecallDensityCoverage
 
 FID_REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
@@ -34,9 +39,11 @@ class Precomputed(nn.Module):
 
 
 class FeatureMetrics(nn.Module):
-    """The three metrics over one extractor: ``extractor(uint8 images) -> (features, logits)``.
+    """The metrics over one extractor: ``extractor(uint8 images) -> (features, logits)``.
 
-    The extractor must expose ``feature_dim`` and ``num_logits``.
+    The extractor must expose ``feature_dim`` and ``num_logits``. ``prdc``: also precision, recall, density and
+    coverage (their real subset is installed with ``self.prdc.set_real``); ``class_share``: also the share of
+    generated images per argmax logit, for a classifier's logits (``class_shares()``).
     """
 
     def __init__(
@@ -46,6 +53,8 @@ class FeatureMetrics(nn.Module):
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         seed: int = 0,
+        prdc: bool = False,
+        class_share: bool = False,
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -62,6 +71,8 @@ class FeatureMetrics(nn.Module):
                 reset_real_features=False,
             )
             self.inception_score = InceptionScore(feature=Precomputed(int(extractor.num_logits)), splits=is_splits)
+        self.prdc = PrecisionRecallDensityCoverage() if prdc else None
+        self.class_share = ClassShare(int(extractor.num_logits)) if class_share else None
 
     @property
     def device(self) -> torch.device:
@@ -77,6 +88,10 @@ class FeatureMetrics(nn.Module):
         if not real:
             # Softmax and KL in float64, as torch-fidelity computes IS.
             self.inception_score.update(logits.double())
+            if self.prdc is not None:
+                self.prdc.update(features)
+            if self.class_share is not None:
+                self.class_share.update(logits)
 
     def gathered_real_state(self) -> dict[str, torch.Tensor]:
         """The real-image states of all ranks together, on the CPU (a collective under DDP: call on every rank)."""
@@ -104,7 +119,8 @@ class FeatureMetrics(nn.Module):
         return int(self.fid.real_features_num_samples)
 
     def compute(self) -> dict[str, float]:
-        """FID, IS (mean and std over splits, if several) and KID (mean and std over subsets); every rank calls it."""
+        """FID, IS (mean and std over splits, if several), KID (mean and std over subsets) and, if asked for,
+        precision, recall, density and coverage; every rank calls it."""
         # IS splits and KID subsets are drawn with torch's global RNG: a fixed, forked seed makes the values
         # reproducible and identical on every rank, and leaves the training run's random stream untouched.
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
@@ -118,10 +134,21 @@ class FeatureMetrics(nn.Module):
         values.update({"kid": float(kid_mean), "kid_std": float(kid_std)})
         if self.inception_score.splits == 1:
             del values["is_std"]
+        if self.prdc is not None:
+            values.update(self.prdc.compute())
         return values
+
+    def class_shares(self) -> torch.Tensor:
+        """The share of generated images in each class (sums to 1); every rank calls it (gathered under DDP)."""
+        if self.class_share is None:
+            raise RuntimeError("FeatureMetrics was built without class_share=True")
+        return self.class_share.compute()
 
     def reset_generated(self) -> None:
         """Forget the generated images (the real statistics stay)."""
         self.fid.reset()
         self.kid.reset()
         self.inception_score.reset()
+        for metric in (self.prdc, self.class_share):
+            if metric is not None:
+                metric.reset()

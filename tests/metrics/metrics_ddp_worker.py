@@ -7,6 +7,16 @@ import torch
 import torch.distributed as dist
 
 from parti_exp.metrics.feature_metrics import FID_REAL_STATES, FeatureMetrics
+from parti_exp.metrics.prdc import real_state
+
+KWARGS = dict(is_splits=2, kid_subsets=3, kid_subset_size=8, prdc=True, class_share=True)
+NUM_REAL_KNN = 30  # fewer than the 40 real rows: a subset
+
+
+def all_values(metrics: FeatureMetrics) -> dict[str, float]:
+    """compute() and the class shares (as ``share_<class>``), every rank taking part."""
+    shares = {f"share_{i}": float(share) for i, share in enumerate(metrics.class_shares())}
+    return {**metrics.compute(), **shares}
 
 
 class Identity(torch.nn.Module):
@@ -23,7 +33,7 @@ class Identity(torch.nn.Module):
 def run(rank: int, world: int, init_file: str, real: torch.Tensor, fake: torch.Tensor, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        kwargs = dict(is_splits=2, kid_subsets=3, kid_subset_size=8)
+        kwargs = KWARGS
         # Cache hit: rank 0 holds the real statistics, the others none.
         cached = FeatureMetrics(Identity(real.shape[1]), **kwargs)
         single = FeatureMetrics(Identity(real.shape[1]), **kwargs)
@@ -37,8 +47,10 @@ def run(rank: int, world: int, init_file: str, real: torch.Tensor, fake: torch.T
         sharded.update(real[rank::world], real=True)
         gathered = sharded.gathered_real_state()
         for metrics in (cached, sharded):
+            # The real kNN subset is not gathered: every rank installs all of it.
+            metrics.prdc.set_real(real_state(real.float(), NUM_REAL_KNN))
             metrics.update(fake.chunk(world)[rank], real=False)
-        results = {"cached": cached.compute(), "sharded": sharded.compute(), "gathered": gathered}
+        results = {"cached": all_values(cached), "sharded": all_values(sharded), "gathered": gathered}
         if rank == 0:
             torch.save(results, out)
     finally:

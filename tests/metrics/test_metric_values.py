@@ -9,11 +9,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch_fidelity
-from metrics_ddp_worker import Identity, run
+from metrics_ddp_worker import KWARGS, NUM_REAL_KNN, Identity, all_values, run
 
 from parti_exp.evaluate import evaluate
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.feature_metrics import FeatureMetrics
+from parti_exp.metrics.prdc import real_state
 
 
 def with_moments(n: int, mean: torch.Tensor, variance: torch.Tensor, seed: int) -> torch.Tensor:
@@ -57,7 +58,7 @@ def test_a_set_against_itself_scores_zero(digits, metrics_cache):
     assert abs(itself["kid"]) < 0.2 * other["kid"]
 
 
-def test_fid_is_kid_on_folders_equal_torch_fidelity(evaluate_cfg, tmp_path, inception_weights, digit_folders):
+def test_metrics_on_folders_equal_torch_fidelity(evaluate_cfg, tmp_path, inception_weights, digit_folders):
     real, fake = digit_folders
     # torch-fidelity shuffles IS splits and draws KID subsets with its own RNG: one IS split and KID subsets
     # of all 10 images make both libraries' estimates deterministic, so they must agree exactly.
@@ -67,14 +68,19 @@ def test_fid_is_kid_on_folders_equal_torch_fidelity(evaluate_cfg, tmp_path, ince
     )  # fmt: skip
     ours = evaluate(cfg, tmp_path / "out")
     theirs = torch_fidelity.calculate_metrics(
-        input1=str(fake), input2=str(real), cuda=False, isc=True, fid=True, kid=True, verbose=False,
-        feature_extractor_weights_path=str(inception_weights), isc_splits=1, kid_subsets=2, kid_subset_size=10,
+        input1=str(fake), input2=str(real), cuda=False, isc=True, fid=True, kid=True, prc=True, verbose=False,
+        # One extractor for all four: torch-fidelity's precision/recall then use the same 2048-d pool features.
+        feature_extractor="inception-v3-compat", feature_extractor_weights_path=str(inception_weights),
+        isc_splits=1, kid_subsets=2, kid_subset_size=10,
         save_cpu_ram=True, cache=False,  # save_cpu_ram: no DataLoader worker processes
     )  # fmt: skip
     assert (ours["num_real"], ours["num_fake"]) == (10, 10)
     assert ours["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-5)
     assert ours["is"] == pytest.approx(theirs["inception_score_mean"], rel=1e-6)
     assert ours["kid"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-4)
+    assert ours["precision"] == pytest.approx(theirs["precision"], abs=1e-6)
+    assert ours["recall"] == pytest.approx(theirs["recall"], abs=1e-6)
+    assert {"density", "coverage"} <= set(ours) and "min_class_share" not in str(ours)  # no classes in Inception
     assert ours["fid"] > 1.0 and ours["is"] > 1.0  # the weights are random but not degenerate
     assert (tmp_path / "out" / "metrics.json").is_file()
 
@@ -87,10 +93,11 @@ def test_ddp_ranks_count_every_real_image_once(tmp_path):
     results = torch.load(tmp_path / "out.pt")
 
     def single_process(real_order: torch.Tensor) -> dict[str, float]:
-        metrics = FeatureMetrics(Identity(6), is_splits=2, kid_subsets=3, kid_subset_size=8)
+        metrics = FeatureMetrics(Identity(6), **KWARGS)
         metrics.update(real_order, real=True)
+        metrics.prdc.set_real(real_state(real.float(), NUM_REAL_KNN))
         metrics.update(fake, real=False)
-        return metrics.compute()
+        return all_values(metrics)
 
     # KID draws its subsets by position: sharded extraction gathers rank 0's rows first, then rank 1's.
     expected = {"cached": single_process(real), "sharded": single_process(torch.cat([real[0::2], real[1::2]]))}
@@ -102,3 +109,6 @@ def test_ddp_ranks_count_every_real_image_once(tmp_path):
     assert int(results["gathered"]["real_features_num_samples"]) == len(real)
     assert torch.allclose(results["gathered"]["real_features_sum"], real.sum(0))
     assert math.isfinite(results["cached"]["fid"]) and results["cached"]["kid"] > 0
+    # Not at their bounds, so that equal values above mean every rank's generated samples were counted.
+    assert 0 < results["cached"]["recall"] < 1 and 0 < results["cached"]["coverage"] < 1
+    assert sum(results["cached"][f"share_{i}"] for i in range(6)) == pytest.approx(1)

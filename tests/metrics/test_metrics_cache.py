@@ -1,4 +1,5 @@
-"""The digit classifier (accuracy, trained once) and the real-statistics cache (a hit extracts nothing)."""
+"""The digit classifier (accuracy, trained once) and the real-statistics cache (a hit extracts nothing), with the
+real kNN subset beside it (drawn from the cached features, then loaded)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from parti_exp.metrics import digit_classifier
 from parti_exp.metrics.callback import ClassifierMetrics
 from parti_exp.metrics.digit_classifier import DigitClassifier, load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint
+from parti_exp.metrics.prdc import PrecisionRecallDensityCoverage
 
 
 def test_classifier_is_accurate_on_held_out_digits_and_trains_once(digits, tmp_path, monkeypatch):
@@ -74,4 +76,35 @@ def test_a_real_statistics_cache_hit_extracts_no_real_image(digits, metrics_cach
     values = second.measure(model, cpu)
     assert sum(calls) == 300  # only the generated images
     assert values == first.measure(model, cpu)
-    assert set(values) == {"fid_clf", "is_clf", "is_clf_std", "kid_clf", "kid_clf_std"}
+    four = {"precision_clf", "recall_clf", "density_clf", "coverage_clf"}
+    assert set(values) == {"fid_clf", "is_clf", "is_clf_std", "kid_clf", "kid_clf_std", "min_class_share_clf"} | four
+
+
+def test_the_real_knn_subset_is_cached_beside_the_statistics(digits, metrics_cache, tmp_path, cpu, monkeypatch):
+    calls = []
+    forward = DigitClassifier.forward
+    monkeypatch.setattr(DigitClassifier, "forward", lambda self, x: calls.append(len(x)) or forward(self, x))
+    settings = dict(num_fake=300, cache_dir=str(metrics_cache), batch_size=300, kid_subset_size=100, num_real_knn=1000)
+    ClassifierMetrics(**settings).prepare(digits, cpu)  # the statistics, from the session's cache or made now
+    knn_file = next((metrics_cache / "real_knn").glob("digits-train-*-knn1000-k3-5.pt"))
+    knn_file.unlink()
+
+    calls.clear()
+    first = ClassifierMetrics(**settings)
+    first.prepare(digits, cpu)
+    assert calls == []  # drawn from the cached statistics' real features: no image through the network
+    assert knn_file.is_file() and first.metrics.prdc.real_features.shape == (1000, 128)
+
+    def no_radii(*args, **kwargs):
+        raise AssertionError("the cached real kNN subset should have been loaded")
+
+    monkeypatch.setattr(PrecisionRecallDensityCoverage, "real_state", no_radii)
+    second = ClassifierMetrics(**settings)
+    second.prepare(digits, cpu)
+    assert calls == []
+    for name in ("real_features", "real_radius_pr", "real_radius_dc"):
+        assert torch.equal(getattr(second.metrics.prdc, name), getattr(first.metrics.prdc, name)), name
+    model = build_module(compose_train(tmp_path, "metrics=classifier"))
+    values = second.measure(model, cpu)
+    assert values == first.measure(model, cpu)
+    assert 0 <= values["precision_clf"] <= 1 and 0 <= values["min_class_share_clf"] <= 0.1

@@ -51,8 +51,11 @@ def test_the_metrics_configs_compose_with_a_best_checkpoint(cfg_factory, metrics
 
 def test_a_classifier_run_logs_finite_metrics_and_keeps_the_best_checkpoint(classifier_run):
     trainer, run = classifier_run
-    for key in ("val/fid_clf", "val/is_clf", "val/kid_clf"):
+    four = ("val/precision_clf", "val/recall_clf", "val/density_clf", "val/coverage_clf")
+    for key in ("val/fid_clf", "val/is_clf", "val/kid_clf", *four, "val/min_class_share_clf"):
         assert math.isfinite(float(trainer.callback_metrics[key])), key
+    for key in (*four, "val/min_class_share_clf"):
+        assert 0 <= float(trainer.callback_metrics[key]) <= (5 if key == "val/density_clf" else 1), key
     rows = csv_rows(run / "csv" / "metrics.csv")
     fids = [float(r["val/fid_clf"]) for r in rows if r.get("val/fid_clf")]
     scores = [float(r["val/is_clf"]) for r in rows if r.get("val/is_clf")]
@@ -122,6 +125,7 @@ def test_evaluate_a_checkpoint_with_its_own_metrics_config(classifier_run, evalu
     result = evaluate(evaluate_cfg(f"ckpt_path={ckpt}", *overrides), tmp_path / "eval", overrides=overrides)
     assert result["num_fake"] == 150 and result["num_real"] == 1617
     assert math.isfinite(result["fid_clf"]) and "fid" not in result
+    assert {"precision_clf", "recall_clf", "density_clf", "coverage_clf", "min_class_share_clf"} <= set(result)
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == result
 
 
