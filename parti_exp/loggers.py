@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -47,7 +47,7 @@ def close_loggers(loggers: list[Logger]) -> None:
 def log_image(loggers: list[Logger], key: str, image: torch.Tensor, step: int) -> None:
     """A uint8 ``C x H x W`` image to the loggers that show images (W&B, TensorBoard); the others skip it."""
     for logger in loggers:
-        if hasattr(logger, "log_image"):  # W&B
+        if isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[image.permute(1, 2, 0).numpy()], step=step)
-        elif hasattr(logger.experiment, "add_image"):  # TensorBoard
+        elif isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(key, image, global_step=step)

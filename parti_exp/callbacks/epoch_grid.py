@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.images import grid_uint8, save_grid
+from parti_exp.loggers import log_image
 
 
 class EpochGrid(Callback):
@@ -37,9 +37,4 @@ class EpochGrid(Callback):
     @rank_zero_only
     def _write(self, trainer: Trainer, images: torch.Tensor, epoch: int) -> None:
         save_grid(images, self.dirpath / f"epoch_{epoch:04d}.png", self.nrow)
-        grid = grid_uint8(images, self.nrow)
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key=self.log_key, images=[grid.permute(1, 2, 0).numpy()], step=trainer.global_step)
-            elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(self.log_key, grid, global_step=trainer.global_step)
+        log_image(trainer.loggers, self.log_key, grid_uint8(images, self.nrow), trainer.global_step)
