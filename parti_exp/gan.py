@@ -35,8 +35,9 @@ from parti_exp.errors import ConfigError
 from parti_exp.eval_mode import eval_mode
 from parti_exp.guard import NonFiniteGuard
 from parti_exp.losses import AdversarialLoss
-from parti_exp.nets import ImageGenerator
+from parti_exp.nets import ClassMixingGenerator, ImageGenerator, StyleGenerator
 from parti_exp.regularizers import Regularizer
+from parti_exp.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -304,9 +305,69 @@ class GANModule(AdversarialModule):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1] from given latents, with the generator (its moving average when EMA is on) in
         eval mode (running BN stats)."""
-        net = self.generator if self.generator_ema is None else self.generator_ema
+        net = self._sampling_net
         with eval_mode(net):
             return net(z.to(self.device), None if labels is None else labels.to(self.device)).float()
+
+    @torch.no_grad()
+    def generate_truncated(
+        self, z: torch.Tensor, labels: torch.Tensor | None, psi: float, rng: torch.Generator
+    ) -> torch.Tensor:
+        """``generate`` with the truncation trick (``parti_exp.truncation``): in w when the generator has a style
+        space, else BigGAN's redraw of z entries beyond the threshold, drawn from ``rng``. ψ = 1 is ``generate``."""
+        if psi >= 1.0:
+            return self.generate(z, labels)
+        if self.has_style_space:
+            return self.generate_from_w(truncate_w(self.map_to_w(z), self.mean_w(), psi), labels)
+        return self.generate(redraw_beyond(z, truncation_threshold(psi), rng), labels)
+
+    @property
+    def has_style_space(self) -> bool:
+        """Whether the generator maps z to a w space (``map_to_w``, ``generate_from_w``, ``mean_w`` work)."""
+        return isinstance(self._sampling_net, StyleGenerator)
+
+    @torch.no_grad()
+    def map_to_w(self, z: torch.Tensor) -> torch.Tensor:
+        with eval_mode(self._sampling_net):
+            return self._style_net.map_to_w(z.to(self.device))
+
+    @torch.no_grad()
+    def generate_from_w(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        net = self._style_net
+        with eval_mode(net):
+            return net.synthesis(w.to(self.device), None if labels is None else labels.to(self.device)).float()
+
+    @torch.no_grad()
+    def mean_w(self, n: int = MEAN_W_LATENTS, seed: int = MEAN_W_SEED) -> torch.Tensor:
+        """The mean of ``n`` mapped latents drawn from ``seed`` (CPU draw: the same mean on any device)."""
+        return self.map_to_w(torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))).mean(0)
+
+    @torch.no_grad()
+    def generate_class_mix(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+        """Images for B x num_classes class weights (a mix of class embeddings) with a conditional generator."""
+        net = self._sampling_net
+        if not isinstance(net, ClassMixingGenerator):
+            raise ConfigError(f"{type(net).__name__} is not class-conditional: it has no class embedding to mix")
+        with eval_mode(net):
+            return net.forward_class_weights(z.to(self.device), class_weights.to(self.device)).float()
+
+    @property
+    def num_classes(self) -> int | None:
+        """The classes a conditional generator draws, None for an unconditional one."""
+        net = self._sampling_net
+        return net.num_classes if isinstance(net, ClassMixingGenerator) else None
+
+    @property
+    def _sampling_net(self) -> nn.Module:
+        return self.generator if self.generator_ema is None else self.generator_ema
+
+    @property
+    def _style_net(self) -> StyleGenerator:
+        net = self._sampling_net
+        if not isinstance(net, StyleGenerator):
+            raise ConfigError(f"{type(net).__name__} has no w space: only a style generator (model=stylegan_lite) "
+                              "maps z to w")  # fmt: skip
+        return net
 
     def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
         # Latents from the caller's (CPU) generator: the same seed gives the same images on any device.

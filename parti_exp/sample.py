@@ -3,7 +3,12 @@
 With a text-to-image checkpoint: ``prompts='["a handwritten seven","the digit 2"]' n=16`` writes one folder of
 PNGs per prompt and grid.png with each prompt above its row; ``n_candidates=k`` keeps the best of k samples per image,
 as scored by the contrastive scorer at ``scorer_ckpt`` (any data) or, without it, by the held-out digit classifier
-(labelled data)."""
+(labelled data).
+
+With a GAN checkpoint (``parti_exp.gan_tools``): ``truncation=0.7`` trades diversity for fidelity;
+``mode=interpolate seeds=[1,2,3] steps=16`` writes frames/, strip.png and interpolation.gif; ``mode=classes
+n_per_class=16`` writes one folder and one grid row per class. Every run writes manifest.json beside its images;
+``manifest=<that file> out_dir=DIR`` draws the same images again."""
 
 from __future__ import annotations
 
@@ -21,6 +26,16 @@ from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.data.caption_source import LabelCaptions
 from parti_exp.errors import ConfigError
 from parti_exp.gan import GANModule
+from parti_exp.gan_tools import (
+    class_sheets,
+    draw_latents,
+    interpolate,
+    mean_w_note,
+    render,
+    settings_from_manifest,
+    style_mean_w,
+    write_manifest,
+)
 from parti_exp.images import save_captioned_grid, save_each, save_grid
 from parti_exp.instantiate import instantiate
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
@@ -28,23 +43,39 @@ from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.parti.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.parti.sampling import SamplingConfig
 from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.truncation import check_truncation
 from parti_exp.trust import trusting_checkpoints
 
 GRID_SIZE = 256  # images shown in grid.png; the rest only as files
 
 
+MODES = ("sample", "interpolate", "classes")
+
+
 def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
-    """Write ``cfg.n`` images from ``cfg.ckpt_path`` to ``out_dir``; return the per-image paths."""
+    """Write ``cfg.n`` images from ``cfg.ckpt_path`` to ``out_dir`` (or what ``cfg.mode`` asks for) and
+    manifest.json; return the per-image paths."""
+    if cfg.get("manifest"):
+        cfg = settings_from_manifest(cfg)
     if cfg.n < 1 or cfg.batch_size < 1:
         raise ConfigError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(MODES)}")
+    psi = check_truncation(cfg.truncation)
     with trusting_checkpoints(cfg.trust_checkpoint):
-        module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
+        checkpoint = read_checkpoint(cfg.ckpt_path)
+        module, train_cfg = module_from_checkpoint(checkpoint)
     module = module.to(resolve_device(cfg.device))
     if isinstance(module, TextToImageModule):
         if cfg.get("prompts") is None:
             raise ConfigError(f"{cfg.ckpt_path} is a text-to-image checkpoint: say what to draw with "
                               "prompts='[\"a handwritten seven\"]'")  # fmt: skip
-        return sample_prompts(module, train_cfg, cfg, out_dir)
+        if cfg.mode != "sample" or cfg.truncation is not None:
+            raise ConfigError(f"mode={cfg.mode} truncation={cfg.truncation} are for GAN checkpoints; a text-to-image "
+                              "checkpoint samples per prompt: drop them")  # fmt: skip
+        paths = sample_prompts(module, train_cfg, cfg, out_dir)
+        write_manifest(out_dir, cfg, checkpoint, {})
+        return paths
     if cfg.get("prompts") is not None:
         raise ConfigError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
                           f"{type(module).__name__}")  # fmt: skip
@@ -56,6 +87,19 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
         raise ConfigError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint (model=vqgan: an image tokenizer): "
                           "it reconstructs images, it does not sample them; train model=parti with "
                           "model.tokenizer_ckpt pointing at it")  # fmt: skip
+    if cfg.mode == "interpolate":
+        paths, details = interpolate(module, cfg, psi, out_dir)
+    elif cfg.mode == "classes":
+        paths, details = class_sheets(module, cfg, psi, out_dir)
+    else:
+        paths, details = sample_gan(module, train_cfg, cfg, psi, out_dir)
+    write_manifest(out_dir, cfg, checkpoint, details)
+    return paths
+
+
+def sample_gan(module: GANModule, train_cfg: DictConfig, cfg: DictConfig, psi: float, out_dir: Path
+               ) -> tuple[list[Path], dict]:  # fmt: skip
+    """``cfg.n`` images, the classes cycled for a conditional model, and grid.png."""
     num_classes = int(train_cfg.data.get("num_classes") or 1)
     classes = torch.tensor(list(cfg.classes)) if cfg.classes is not None else torch.arange(num_classes)
     if ((classes < 0) | (classes >= num_classes)).any():
@@ -63,16 +107,18 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
 
     # All latents in one draw: torch's CPU normal sampler orders its stream differently for different
     # tensor sizes, so per-batch draws would make the images depend on batch_size.
-    latents = torch.randn(cfg.n, module.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    latents = draw_latents(module, cfg.n, cfg.seed, psi)
     labels = classes[torch.arange(cfg.n) % len(classes)]
+    mean_w = style_mean_w(module, psi)
     paths, grid = [], []
     for start in range(0, cfg.n, cfg.batch_size):
-        images = module.generate(latents[start : start + cfg.batch_size], labels[start : start + cfg.batch_size])
-        paths += save_each(images.cpu(), out_dir, start=start)
+        batch = slice(start, start + cfg.batch_size)
+        images = render(module, latents[batch], labels[batch], psi, cfg.batch_size, mean_w)
+        paths += save_each(images, out_dir, start=start)
         if start < GRID_SIZE:
-            grid.append(images[: GRID_SIZE - start].cpu())
+            grid.append(images[: GRID_SIZE - start])
     save_grid(torch.cat(grid), out_dir / "grid.png")
-    return paths
+    return paths, {"mean_w": mean_w_note(module, psi)}
 
 
 # Characters of a prompt kept in its folder's name: at most 4 bytes each in UTF-8, so the name stays under the
@@ -131,7 +177,7 @@ def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: Dict
 def main(cfg: DictConfig) -> None:
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir) / "samples"
     paths = sample(cfg, out_dir)
-    print(f"wrote {len(paths)} images and grid.png to {out_dir}")
+    print(f"wrote {len(paths)} images and manifest.json to {out_dir}")
 
 
 if __name__ == "__main__":

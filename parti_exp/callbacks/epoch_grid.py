@@ -35,6 +35,7 @@ class EpochGrid(Callback):
             self._write(trainer, self.draw(trainer, pl_module), trainer.current_epoch)
 
     @rank_zero_only
-    def _write(self, trainer: Trainer, images: torch.Tensor, epoch: int) -> None:
-        save_grid(images, self.dirpath / f"epoch_{epoch:04d}.png", self.nrow)
-        log_image(trainer.loggers, self.log_key, grid_uint8(images, self.nrow), trainer.global_step)
+    def _write(self, trainer: Trainer, images: torch.Tensor, epoch: int, suffix: str = "") -> None:
+        """``suffix`` tells a second grid of the same epoch apart, in its file name and its log key."""
+        save_grid(images, self.dirpath / f"epoch_{epoch:04d}{suffix}.png", self.nrow)
+        log_image(trainer.loggers, self.log_key + suffix, grid_uint8(images, self.nrow), trainer.global_step)

@@ -1,6 +1,8 @@
 """A grid of samples from one fixed noise batch, saved every N epochs.
 
-Fixed latents make epochs comparable: the same cell of the grid shows how one z evolves.
+Fixed latents make epochs comparable: the same cell of the grid shows how one z evolves. With ``truncation=ψ``
+a second grid of the same latents truncated (``parti_exp.truncation``) is written next to it as
+``epoch_NNNN_truncated.png``; its redraws come from ``seed`` too, so it is comparable across epochs as well.
 """
 
 from __future__ import annotations
@@ -9,15 +11,26 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
+from parti_exp.callbacks.schedule import due_this_epoch
 from parti_exp.data.base import ImageDataModule
 from parti_exp.gan import GANModule
+from parti_exp.truncation import check_truncation
 
 
 class SampleGrid(EpochGrid):
-    def __init__(self, dirpath: str, num_samples: int = 64, every_n_epochs: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        num_samples: int = 64,
+        every_n_epochs: int = 1,
+        seed: int = 0,
+        truncation: float | None = None,
+    ) -> None:
         if num_samples < 1:
             raise ValueError(f"sample_grid needs num_samples >= 1, got {num_samples}")
         super().__init__(dirpath, every_n_epochs)
+        key = "callbacks.sample_grid.truncation"
+        self.truncation = None if truncation is None else check_truncation(truncation, key)
         self.num_samples = num_samples
         self.seed = seed
         self.latents: torch.Tensor | None = None
@@ -37,6 +50,13 @@ class SampleGrid(EpochGrid):
 
     def draw(self, trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
         return pl_module.generate(self.latents, self.labels)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.truncation is not None and due_this_epoch(trainer, self.every_n_epochs):
+            rng = torch.Generator().manual_seed(self.seed)
+            images = pl_module.generate_truncated(self.latents, self.labels, self.truncation, rng)
+            self._write(trainer, images, trainer.current_epoch, suffix="_truncated")
 
     def state_dict(self) -> dict:
         return {"latents": self.latents, "labels": self.labels}

@@ -5,6 +5,9 @@ The roles a net can play, as the modules that train them call them:
 
 - an image generator (``ImageGenerator``): ``latent_dim`` and ``forward(z, labels=None)`` -> ``B x C x H x W``
   images in [-1, 1] (DCGAN, ResNet, conditional ResNet, StyleGAN-lite);
+  A generator with a style space (``StyleGenerator``: ``map_to_w(z)`` -> w and ``synthesis(w, labels)``) can be
+  truncated in w; a class-conditional one (``ClassMixingGenerator``: ``num_classes`` and
+  ``forward_class_weights(z, B x num_classes weights)``) can be shown between classes;
 - a discriminator: ``forward(images, labels=None)`` -> one logit per image (``B`` or ``B x 1``), or a map of
   logits per image patch (``B x 1 x h x w``, the patch discriminator); the losses average over what it returns;
 - an image tokenizer (``ImageTokenizer``): an autoencoder with a quantised bottleneck, ``encode(images)`` ->
@@ -29,6 +32,22 @@ class ImageGenerator(Protocol):
     latent_dim: int
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class StyleGenerator(Protocol):
+    latent_dim: int
+
+    def map_to_w(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    def synthesis(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ClassMixingGenerator(Protocol):
+    num_classes: int
+
+    def forward_class_weights(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable

@@ -44,7 +44,12 @@ class ConditionalBatchNorm2d(nn.Module):
         nn.init.zeros_(self.bias.weight)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.norm(x) * self.gain(labels)[:, :, None, None] + self.bias(labels)[:, :, None, None]
+        if labels.is_floating_point():
+            # B x num_classes class weights: gain and bias are the same mix of the classes' embeddings.
+            gain, bias = labels @ self.gain.weight, labels @ self.bias.weight
+        else:
+            gain, bias = self.gain(labels), self.bias(labels)
+        return self.norm(x) * gain[:, :, None, None] + bias[:, :, None, None]
 
 
 class ConditionalResNetGenerator(ResNetGenerator):
@@ -61,6 +66,15 @@ class ConditionalResNetGenerator(ResNetGenerator):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(z, class_indices(labels))
+
+    def forward_class_weights(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+        """Images for a mix of classes: ``class_weights`` (B x num_classes, rows summing to 1) weighs every
+        class embedding; a one-hot row gives that class's image, so interpolating the weights interpolates the
+        embeddings linearly."""
+        if class_weights.shape != (z.shape[0], self.num_classes):
+            expected = (z.shape[0], self.num_classes)
+            raise ValueError(f"class_weights must be {expected}, got {tuple(class_weights.shape)}")
+        return super().forward(z, class_weights.float())
 
 
 class ProjectionDiscriminator(nn.Module):

@@ -5,7 +5,8 @@ learned 4x4 constant. Each resolution has modulated/demodulated 3x3 convs with p
 and a 1x1 "toRGB" whose outputs are upsampled and summed across resolutions (the skip architecture).
 All layers use equalized learning rate: weights are stored at unit variance and scaled at run time.
 
-Left out for size: style mixing, path-length regularisation, truncation and the blurred (FIR) resampling;
+Truncation toward the mean w is the sampler's (``parti_exp.truncation``), through ``map_to_w`` and ``synthesis``.
+Left out for size: style mixing, path-length regularisation and the blurred (FIR) resampling;
 upsampling is bilinear. The discriminator is the ResNet one (``parti_exp.nets.resnet``) without
 spectral norm; R1 (``parti_exp.regularizers.R1Penalty``) constrains it instead.
 """
@@ -168,8 +169,15 @@ class StyleGANLiteGenerator(nn.Module):
         self.blocks = nn.ModuleList(SynthesisBlock(width, width, latent_dim, r, channels) for r in resolutions)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        w = self.mapping(z)
-        x, image = self.const.expand(z.shape[0], -1, -1, -1), None
+        return self.synthesis(self.map_to_w(z), labels)
+
+    def map_to_w(self, z: torch.Tensor) -> torch.Tensor:
+        """B x latent_dim latents -> B x latent_dim w."""
+        return self.mapping(z)
+
+    def synthesis(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """B x latent_dim w -> B x C x H x W images in [-1, 1] (``labels`` ignored: unconditional)."""
+        x, image = self.const.expand(w.shape[0], -1, -1, -1), None
         for block in self.blocks:
             x, image = block(x, image, w)
         return torch.tanh(image)
