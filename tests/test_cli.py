@@ -39,10 +39,16 @@ def test_train_then_sample_from_the_command_line(tmp_path):
         f"paths.root_dir={tmp_path}",
     )
     files = sorted(p.name for p in out_dir.iterdir())
-    assert files == [f"{i:06d}.png" for i in range(12)] + ["grid.png"]
+    assert files == [f"{i:06d}.png" for i in range(12)] + ["grid.png", "manifest.json"]
     image = Image.open(out_dir / "000011.png")
     assert image.size == (32, 32) and image.mode == "L"  # the digits' resolution and single channel
     assert "wrote 12 images" in result.stdout
+
+    # The manifest alone draws the same images again.
+    again = tmp_path / "again"
+    run("parti_exp.sample", f"manifest={out_dir / 'manifest.json'}", f"out_dir={again}", f"paths.root_dir={tmp_path}")
+    for name in [f"{i:06d}.png" for i in range(12)] + ["grid.png"]:
+        assert (again / name).read_bytes() == (out_dir / name).read_bytes()
 
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan_gp"])
