@@ -45,7 +45,8 @@ def render(module: GANModule, z: torch.Tensor, labels: torch.Tensor | None, psi:
         zb = z[start : start + batch_size]
         lb = None if labels is None else labels[start : start + batch_size]
         if psi < 1.0 and module.has_style_space:
-            out.append(module.generate_from_w(truncate_w(module.map_to_w(zb), mean_w, psi), lb).cpu())
+            w = module.map_to_w(zb)
+            out.append(module.generate_from_w(truncate_w(w, mean_w.to(w.device), psi), lb).cpu())
         else:
             out.append(module.generate(zb, lb).cpu())
     return torch.cat(out)
@@ -212,12 +213,14 @@ def write_manifest(out_dir: Path, cfg: DictConfig, checkpoint: dict, details: di
 
 def settings_from_manifest(cfg: DictConfig) -> DictConfig:
     """``cfg`` with the settings of ``cfg.manifest`` in place of its own (where and on what device are kept); the
-    checkpoint must still be the file the manifest was written from."""
+    checkpoint is the manifest's absolute path unless ``ckpt_path`` is given (a moved copy), and must still be the
+    file the manifest was written from."""
     path = Path(cfg.manifest)
     if not path.is_file():
         raise ConfigError(f"manifest={path} does not exist: give the manifest.json written beside a sample's images")
     manifest = json.loads(path.read_text())
-    replay = OmegaConf.merge(cfg, manifest["settings"])
+    given = None if OmegaConf.is_missing(cfg, "ckpt_path") else cfg.ckpt_path
+    replay = OmegaConf.merge(cfg, manifest["settings"], {"ckpt_path": given or manifest["checkpoint"]})
     if Path(replay.ckpt_path).is_file() and file_sha256(replay.ckpt_path) != manifest["checkpoint_sha256"]:
         raise ConfigError(f"manifest={path} was written from another file than ckpt_path={replay.ckpt_path} (its "
                           "SHA-256 differs): the images would not be the same; restore that checkpoint")  # fmt: skip

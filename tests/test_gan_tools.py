@@ -61,6 +61,7 @@ def test_bigan_rule_redraws_only_the_entries_beyond_the_threshold():
     assert out.abs().max() <= threshold
     assert torch.equal(out[inside], z[inside])
     assert (out[~inside] != z[~inside]).all()
+    assert (out[~inside].abs() < threshold).all()  # redrawn, not clamped onto the threshold
     assert truncation_threshold(1.0) == float("inf")
 
 
@@ -162,6 +163,11 @@ def test_manifest_round_trip_reproduces_the_images(checkpoints, tmp_path):
     assert [p.relative_to(tmp_path / "b") for p in again] == [p.relative_to(tmp_path / "a") for p in first]
     assert read_bytes(again) == read_bytes(first)
     assert (tmp_path / "b" / "grid.png").read_bytes() == (tmp_path / "a" / "grid.png").read_bytes()
+
+    other = distinct_classes(ckpt, tmp_path / "other.ckpt")
+    with pytest.raises(ConfigError, match="SHA-256 differs"):
+        sample(compose_sample(tmp_path, f"manifest={tmp_path / 'a' / 'manifest.json'}", f"ckpt_path={other}"),
+               tmp_path / "c")  # fmt: skip
 
 
 @pytest.mark.parametrize(
