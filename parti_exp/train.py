@@ -15,7 +15,9 @@ from parti_exp.builders import build_callbacks, build_datamodule, build_loggers,
 from parti_exp.callbacks.preemption import Preempted
 from parti_exp.checkpoints import check_resumable, resolve_ckpt_path
 from parti_exp.config_checks import check_train_config
+from parti_exp.console import quiet_library_noise
 from parti_exp.hydra_ddp import hydra_job_for_ddp
+from parti_exp.job_log import job_log
 from parti_exp.loggers import close_loggers, log_config
 from parti_exp.trust import checkpoints_trusted, trusting_checkpoints
 
@@ -61,7 +63,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with hydra_job_for_ddp():
+    quiet_library_noise()
+    with job_log(), hydra_job_for_ddp():
         result = train(cfg)
     # Sweepers (Optuna) minimise/maximise what main returns.
     return result.metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None

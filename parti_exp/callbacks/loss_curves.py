@@ -44,7 +44,9 @@ class LossCurves(Callback):
         axes[1].set_title("mean D logit")
         for ax in axes:
             ax.set_xlabel("generator step")
-            ax.legend()
+            # A model that logs no D logits (a VQGAN logs only losses) leaves a panel empty: no legend to draw.
+            if ax.get_legend_handles_labels()[1]:
+                ax.legend()
             ax.grid(alpha=0.3)
         fig.tight_layout()
         self.path.parent.mkdir(parents=True, exist_ok=True)
