@@ -19,6 +19,7 @@ from parti_exp.console import quiet_library_noise
 from parti_exp.hydra_ddp import hydra_job_for_ddp
 from parti_exp.job_log import job_log
 from parti_exp.loggers import close_loggers, log_config
+from parti_exp.missing_inputs import MissingInputs
 from parti_exp.trust import checkpoints_trusted, trusting_checkpoints
 
 log = logging.getLogger(__name__)
@@ -41,14 +42,19 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
     # Checkpoints read while training (the resume checkpoint, model.tokenizer_ckpt) load as data unless the user
     # typed trust_checkpoint=true.
     with trusting_checkpoints(cfg.get("trust_checkpoint", False)):
-        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-        if ckpt_path is not None:
-            check_resumable(ckpt_path, cfg)
+        # Each input is checked as the object needing it is built; a missing one is reported with the others.
+        missing = MissingInputs()
+        ckpt_path = missing.check(resolve_ckpt_path, cfg.get("ckpt_path"), cfg.paths.output_dir)
         seed_everything(cfg.seed, workers=True)
         datamodule = build_datamodule(cfg)
-        module = build_module(cfg)
+        missing.check(datamodule.check_inputs)
+        module = missing.check(build_module, cfg)  # model.tokenizer_ckpt
+        callbacks = missing.check(build_callbacks, cfg)  # the metrics' weights
+        missing.raise_if_any()
+        if ckpt_path is not None:
+            check_resumable(ckpt_path, cfg)
         loggers = build_loggers(cfg)
-        trainer = build_trainer(cfg, [*build_callbacks(cfg), *extra_callbacks], loggers)
+        trainer = build_trainer(cfg, [*callbacks, *extra_callbacks], loggers)
         log_config(loggers, cfg)
         try:
             # Lightning's own resume load: weights only, as ours (our CheckpointIO loads it through the same loader).
