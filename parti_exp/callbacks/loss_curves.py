@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Mapping
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
+from parti_exp.callbacks.gan_checkpoint import generator_steps
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -68,9 +70,10 @@ class LossCurves(Callback):
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
 
     def _record(self, trainer: Trainer, pl_module: LightningModule, prefix: str) -> None:
+        step = generator_steps(trainer, pl_module)  # a module with one optimizer: its optimizer steps
         for key, value in trainer.callback_metrics.items():
             if key.startswith(prefix) and key != X_AXIS and value.numel() == 1:
-                self.history[key].append((pl_module.g_step, float(value)))
+                self.history[key].append((step, float(value)))
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         # Sample at the logging cadence: reading a CUDA scalar every step would synchronise the device.
