@@ -16,8 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.console import quiet_library_noise
 from parti_exp.errors import ConfigError
 from parti_exp.instantiate import instantiate
+from parti_exp.job_log import job_log
 from parti_exp.metrics.callback import ImageQualityMetrics
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.generated_images import MakesImagesForMetrics
@@ -120,9 +122,11 @@ def evaluate(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> d
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    quiet_library_noise()
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    result = evaluate(cfg, out_dir, overrides=hydra_cfg.overrides.task)
+    with job_log():
+        result = evaluate(cfg, out_dir, overrides=hydra_cfg.overrides.task)
     print(f"{result['fake']} ({result['num_fake']} images) vs {result['real']} ({result['num_real']} images):")
     for key, value in result.items():
         if isinstance(value, float):

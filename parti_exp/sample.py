@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.console import quiet_library_noise
 from parti_exp.data.caption_source import LabelCaptions
 from parti_exp.errors import ConfigError
 from parti_exp.gan import GANModule
@@ -38,6 +39,7 @@ from parti_exp.gan_tools import (
 )
 from parti_exp.images import save_captioned_grid, save_each, save_grid
 from parti_exp.instantiate import instantiate
+from parti_exp.job_log import job_log
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.parti.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
@@ -175,8 +177,10 @@ def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: Dict
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="sample")
 def main(cfg: DictConfig) -> None:
+    quiet_library_noise()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir) / "samples"
-    paths = sample(cfg, out_dir)
+    with job_log():
+        paths = sample(cfg, out_dir)
     print(f"wrote {len(paths)} images and manifest.json to {out_dir}")
 
 

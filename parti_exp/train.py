@@ -15,8 +15,11 @@ from parti_exp.builders import build_callbacks, build_datamodule, build_loggers,
 from parti_exp.callbacks.preemption import Preempted
 from parti_exp.checkpoints import check_resumable, resolve_ckpt_path
 from parti_exp.config_checks import check_train_config
+from parti_exp.console import quiet_library_noise
 from parti_exp.hydra_ddp import hydra_job_for_ddp
+from parti_exp.job_log import job_log
 from parti_exp.loggers import close_loggers, log_config
+from parti_exp.missing_inputs import MissingInputs
 from parti_exp.trust import checkpoints_trusted, trusting_checkpoints
 
 log = logging.getLogger(__name__)
@@ -39,14 +42,19 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
     # Checkpoints read while training (the resume checkpoint, model.tokenizer_ckpt) load as data unless the user
     # typed trust_checkpoint=true.
     with trusting_checkpoints(cfg.get("trust_checkpoint", False)):
-        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-        if ckpt_path is not None:
-            check_resumable(ckpt_path, cfg)
+        # Each input is checked as the object needing it is built; a missing one is reported with the others.
+        missing = MissingInputs()
+        ckpt_path = missing.check(resolve_ckpt_path, cfg.get("ckpt_path"), cfg.paths.output_dir)
         seed_everything(cfg.seed, workers=True)
         datamodule = build_datamodule(cfg)
-        module = build_module(cfg)
+        missing.check(datamodule.check_inputs)
+        module = missing.check(build_module, cfg)  # model.tokenizer_ckpt
+        callbacks = missing.check(build_callbacks, cfg)  # the metrics' weights
+        missing.raise_if_any()
+        if ckpt_path is not None:
+            check_resumable(ckpt_path, cfg)
         loggers = build_loggers(cfg)
-        trainer = build_trainer(cfg, [*build_callbacks(cfg), *extra_callbacks], loggers)
+        trainer = build_trainer(cfg, [*callbacks, *extra_callbacks], loggers)
         log_config(loggers, cfg)
         try:
             # Lightning's own resume load: weights only, as ours (our CheckpointIO loads it through the same loader).
@@ -61,7 +69,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with hydra_job_for_ddp():
+    quiet_library_noise()
+    with job_log(), hydra_job_for_ddp():
         result = train(cfg)
     # Sweepers (Optuna) minimise/maximise what main returns.
     return result.metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None

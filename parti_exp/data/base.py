@@ -101,6 +101,10 @@ class ImageDataModule(LightningDataModule):
         # (epoch, batches already consumed in it) from a checkpoint, applied to the next train loader.
         self._resume_position: tuple[int, int] | None = None
 
+    def check_inputs(self) -> None:
+        """Raise MissingInputError naming the files this data needs that are not there, and the fix. Data made in
+        memory (the embedded digits) needs none."""
+
     def load_split(self, split: str) -> UInt8ImageDataset:
         """Return the ``"train"`` or ``"val"`` split as uint8 ``N x channels x img_size x img_size``."""
         raise NotImplementedError(f"{type(self).__name__} must implement load_split")

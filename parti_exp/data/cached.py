@@ -57,6 +57,8 @@ class CachedImageDataModule(ImageDataModule):
     lock, the others wait and read it.
     """
 
+    download = False  # datasets torchvision can fetch take data.download=true
+
     def __init__(
         self,
         root: str | Path,
@@ -78,6 +80,12 @@ class CachedImageDataModule(ImageDataModule):
         )
         self.root = Path(root).expanduser()
         self.cache = UInt8Cache(cache_dir if cache_dir is not None else self.root / ".cache")
+
+    def check_inputs(self) -> None:
+        # With download=true the files are fetched by prepare_data, which Lightning runs in one process per node;
+        # a check here would download in every DDP process.
+        if not self.download:
+            self.ensure_source()
 
     def ensure_source(self) -> None:
         """Download the files if allowed and missing; raise FileNotFoundError naming what is missing and the fix."""

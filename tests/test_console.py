@@ -1,0 +1,28 @@
+"""A run's console holds what concerns the user, not library adverts or deprecations of Lightning's internals."""
+
+import pytest
+from hydra_compose import run_entry_point, subprocess_env
+
+TINY_RUN = (
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "metrics=none",
+)
+
+
+@pytest.mark.parametrize("trainer", ["default", "ddp_sim"])  # DDP: the child process re-runs the entry point
+def test_a_run_prints_no_library_noise_but_keeps_real_warnings(tmp_path, trainer):
+    env = subprocess_env()
+    env.pop("PYTHONWARNINGS")  # the user's default: warnings shown
+    result = run_entry_point(
+        "parti_exp.train", *TINY_RUN, f"trainer={trainer}", f"hydra.run.dir={tmp_path / 'run'}",
+        f"paths.root_dir={tmp_path}", env=env,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert "litlogger" not in output
+    assert "treespec" not in output
+    # A warning about the user's own settings (1 batch per epoch, logging every 10 steps) still shows.
+    assert "smaller than the logging interval" in output
+    assert "`Trainer.fit` stopped: `max_epochs=1` reached." in output

@@ -1,0 +1,26 @@
+"""A run names every missing input in one message before it builds a trainer, not one per try."""
+
+from hydra_compose import run_entry_point
+
+
+def test_every_missing_input_is_named_at_once(tmp_path):
+    data, weights, resume = tmp_path / "no_cifar", tmp_path / "no_weights.pth", tmp_path / "no_run" / "last.ckpt"
+    result = run_entry_point(
+        "parti_exp.train", "data=cifar10", f"data.root={data}", "metrics=inception", f"metrics.weights_path={weights}",
+        f"ckpt_path={resume}", f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "3 inputs this run needs are missing" in result.stderr
+    for path in (data, weights, resume):
+        assert str(path) in result.stderr
+    assert "data.download=true" in result.stderr  # each with its remedy
+    assert "metrics=none" in result.stderr
+
+
+def test_a_single_missing_input_keeps_its_own_message(tmp_path):
+    result = run_entry_point(
+        "parti_exp.train", "data=cifar10", f"data.root={tmp_path / 'no_cifar'}", "metrics=none",
+        f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "CIFAR-10 not found" in result.stderr and "inputs this run needs are missing" not in result.stderr
