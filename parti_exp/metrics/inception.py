@@ -67,7 +67,7 @@ class InceptionFeatures(nn.Module):
     def __init__(self, weights_path: str | Path) -> None:
         super().__init__()
         # torch-fidelity unpickles the file with full pickle (its torch.load is not weights-only): it is first read
-        # here as data (memory-mapped, so cheap), which refuses a file that holds pickled code unless the user trusts it.
+        # here as data (memory-mapped, so cheap), which refuses a file holding pickled code unless the user trusts it.
         load_checkpoint_file(weights_path, key="metrics.weights_path", mmap=True)
         try:
             self.net = FeatureExtractorInceptionV3(
