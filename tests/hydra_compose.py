@@ -77,3 +77,18 @@ class BeforeFit(Callback):
 
     def setup(self, trainer, pl_module: LightningModule, stage: str) -> None:
         self.change(pl_module)
+
+
+def record_generator_labels(monkeypatch) -> list:
+    """The labels each forward of the conditional generator receives, in call order (a list the test reads)."""
+    from parti_exp.nets.cgan_pd import ConditionalResNetGenerator
+
+    seen = []
+    forward = ConditionalResNetGenerator.forward
+
+    def recording(self, z, labels=None):
+        seen.append(labels.clone())
+        return forward(self, z, labels)
+
+    monkeypatch.setattr(ConditionalResNetGenerator, "forward", recording)
+    return seen

@@ -5,13 +5,12 @@ import json
 
 import pytest
 import torch
-from hydra_compose import compose_sample, compose_train
+from hydra_compose import compose_sample, compose_train, record_generator_labels
 from PIL import Image
 
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.errors import ConfigError
 from parti_exp.gan_tools import draw_latents, slerp
-from parti_exp.nets.cgan_pd import ConditionalResNetGenerator
 from parti_exp.sample import sample
 from parti_exp.train import train
 from parti_exp.truncation import redraw_beyond, truncation_threshold
@@ -137,14 +136,7 @@ def test_conditional_interpolation_fixed_class_and_between_classes(checkpoints, 
 
 
 def test_class_sheets_rows_are_the_requested_classes(checkpoints, tmp_path, monkeypatch):
-    seen = []
-    forward = ConditionalResNetGenerator.forward
-
-    def recording(self, z, labels=None):
-        seen.append(labels.clone())
-        return forward(self, z, labels)
-
-    monkeypatch.setattr(ConditionalResNetGenerator, "forward", recording)
+    seen = record_generator_labels(monkeypatch)
     paths = run(tmp_path, checkpoints["cgan_pd"], "sheet", "mode=classes", "n_per_class=3", "classes=[4,1]")
     assert [row.tolist() for row in seen] == [[4, 4, 4], [1, 1, 1]]
     assert [p.parent.name for p in paths] == ["class_004"] * 3 + ["class_001"] * 3

@@ -3,24 +3,16 @@ and cgan_pd samples the classes asked for."""
 
 import pytest
 import torch
-from hydra_compose import compose_sample
+from hydra_compose import compose_sample, record_generator_labels
 from PIL import Image
 
-from parti_exp.nets.cgan_pd import ConditionalResNetGenerator
 from parti_exp.sample import sample
 from parti_exp.train import train
 
 
 def test_conditional_sampling_uses_the_requested_classes(cfg_factory, tmp_path, monkeypatch):
     train(cfg_factory("model=cgan_pd", "trainer.limit_train_batches=2", "trainer.limit_val_batches=0"))
-    seen = []
-    forward = ConditionalResNetGenerator.forward
-
-    def recording(self, z, labels=None):
-        seen.append(labels.clone())
-        return forward(self, z, labels)
-
-    monkeypatch.setattr(ConditionalResNetGenerator, "forward", recording)
+    seen = record_generator_labels(monkeypatch)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     paths = sample(
         compose_sample(tmp_path, f"ckpt_path={ckpt}", "n=7", "batch_size=4", "classes=[2,7,9]"), tmp_path / "s"
