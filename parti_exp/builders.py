@@ -11,6 +11,8 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from parti_exp.callbacks.config_in_checkpoint import ConfigInCheckpoint
+from parti_exp.callbacks.cpu_threads import CpuThreads
+from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
 from parti_exp.instantiate import instantiate
 from parti_exp.loggers import wandb_logger_kwargs
@@ -82,7 +84,12 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
             f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Use trainer=cpu, or "
             "trainer=ddp_sim to exercise the DDP code path on CPU processes."
         )
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # Ours, not a Trainer argument: the thread count of CPU runs (a GPU run is left as it is)
+    ours = [CpuThreads(trainer_cfg.pop("cpu_threads", "auto"))]
+    if trainer_cfg.get("enable_model_summary", True):
+        ours.append(SummaryWithoutUncountedFlops())  # Lightning adds its own only when it finds none
+    return instantiate(OmegaConf.create(trainer_cfg), callbacks=[*callbacks, *ours], logger=loggers or False)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -21,6 +21,7 @@ from parti_exp.job_log import job_log
 from parti_exp.loggers import close_loggers, log_config
 from parti_exp.missing_inputs import MissingInputs
 from parti_exp.trust import checkpoints_trusted, trusting_checkpoints
+from parti_exp.writable_dirs import check_writable_dirs
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
     with trusting_checkpoints(cfg.get("trust_checkpoint", False)):
         # Each input is checked as the object needing it is built; a missing one is reported with the others.
         missing = MissingInputs()
+        missing.check(check_writable_dirs, cfg)
         ckpt_path = missing.check(resolve_ckpt_path, cfg.get("ckpt_path"), cfg.paths.output_dir)
         seed_everything(cfg.seed, workers=True)
         datamodule = build_datamodule(cfg)

@@ -24,3 +24,18 @@ def test_a_single_missing_input_keeps_its_own_message(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert "CIFAR-10 not found" in result.stderr and "inputs this run needs are missing" not in result.stderr
+
+
+def test_an_unwritable_cache_is_reported_with_the_missing_inputs(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    data = tmp_path / "no_cifar"
+    result = run_entry_point(
+        "parti_exp.train", "data=cifar10", f"data.root={data}", "metrics=none",
+        f"data.cache_dir={blocked / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "2 inputs this run needs are missing" in result.stderr
+    assert str(data) in result.stderr
+    assert f"data.cache_dir={blocked / 'cache'}: {blocked} is a file, not a folder" in result.stderr
