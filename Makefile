@@ -20,8 +20,10 @@ train: $(STAMP)
 sample: $(STAMP)
 	$(PY) -m parti_exp.sample ckpt_path=$(CKPT) $(ARGS)
 
+# One test process per core, each on one thread: the cores stay busy, and no test waits on threads that another
+# process (or another job on the machine) holds.
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check parti_exp tests scripts

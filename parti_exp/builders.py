@@ -88,7 +88,8 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
     # Ours, not a Trainer argument: the thread count of CPU runs (a GPU run is left as it is)
     ours = [CpuThreads(trainer_cfg.pop("cpu_threads", "auto"))]
     if trainer_cfg.get("enable_model_summary", True):
-        ours.append(SummaryWithoutUncountedFlops())  # Lightning adds its own only when it finds none
+        ours.append(SummaryWithoutUncountedFlops())
+        trainer_cfg["enable_model_summary"] = False  # Lightning's flag adds its own table (or a line saying it won't)
     return instantiate(OmegaConf.create(trainer_cfg), callbacks=[*callbacks, *ours], logger=loggers or False)
 
 

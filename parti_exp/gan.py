@@ -29,6 +29,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
+from parti_exp.callbacks.schedule import logged_this_step
 from parti_exp.distributed import seed_per_rank
 from parti_exp.ema import EMA
 from parti_exp.errors import ConfigError
@@ -177,6 +178,8 @@ class AdversarialModule(LightningModule):
             self.d_step += 1  # one batch, one D step slot, so the n_critic phase is unchanged
         if g_turn:
             logs.update(self._generator_update(opt_g, fake, labels, g_terms, adversarial))
+        if not logged_this_step(self.trainer):
+            return
         logs["train/g_step"] = float(self.g_step)
         shown = {k: v for k, v in logs.items() if k in ("train/d_loss", "train/g_loss")}
         self.log_dict(shown, prog_bar=True, on_step=True, on_epoch=False, batch_size=real.shape[0])

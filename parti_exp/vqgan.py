@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from parti_exp.callbacks.schedule import logged_this_step
 from parti_exp.eval_mode import eval_mode
 from parti_exp.gan import AdversarialModule
 
@@ -64,14 +65,15 @@ class VQGANModule(AdversarialModule):
             "rec": self.reconstruction_weight * self.reconstruction_loss(reconstruction.float(), real.float()),
             "commit": self.commit_weight * quantized.commit_loss,
         }
-        self.log_dict(
-            {
-                "train/psnr": psnr(reconstruction.detach(), real),
-                "train/perplexity": quantized.perplexity.detach(),
-                "train/codebook_usage": quantized.usage.detach(),
-            },
-            on_step=True, on_epoch=False, batch_size=real.shape[0],
-        )  # fmt: skip
+        if logged_this_step(self.trainer):
+            self.log_dict(
+                {
+                    "train/psnr": psnr(reconstruction.detach(), real),
+                    "train/perplexity": quantized.perplexity.detach(),
+                    "train/codebook_usage": quantized.usage.detach(),
+                },
+                on_step=True, on_epoch=False, batch_size=real.shape[0],
+            )  # fmt: skip
         return reconstruction, terms
 
     def adversarial_weight(self) -> float:

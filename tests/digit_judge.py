@@ -10,8 +10,8 @@ from functools import cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import load_digits
 from sklearn.svm import SVC
 
 CONFIDENT = 0.7

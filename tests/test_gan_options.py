@@ -38,7 +38,8 @@ def test_a_regularizer_with_every_k_runs_on_every_kth_d_step(cfg_factory):
 
 
 def test_lazy_r1_from_the_loss_config_is_logged_when_applied(cfg_factory):
-    run = train(cfg_factory("loss=ns_r1", "loss.regularizers.r1.every=2", "trainer.limit_train_batches=3"))
+    run = train(cfg_factory("loss=ns_r1", "loss.regularizers.r1.every=2", "trainer.limit_train_batches=3",
+                          "trainer.log_every_n_steps=1"))  # values are logged on the logging steps only
     assert run.module.regularizers["r1"].every == 2
     assert run.metrics["train/r1"] > 0
 
@@ -56,7 +57,7 @@ class Zeroing:
 
 def test_discriminator_sees_real_and_fake_through_the_augmentation_in_both_updates(cfg_factory):
     zeroing = Zeroing()
-    cfg = cfg_factory("trainer.limit_train_batches=2", "trainer.limit_val_batches=0")
+    cfg = cfg_factory("trainer.limit_train_batches=2", "trainer.limit_val_batches=0", "trainer.log_every_n_steps=1")
     run = train(cfg, [BeforeFit(lambda module: setattr(module, "augment", zeroing))])
     module = run.module
     assert zeroing.calls == 2 * 2 + 2  # real and fake per D step, fake per G step

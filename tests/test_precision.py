@@ -10,7 +10,9 @@ from omegaconf import open_dict
 
 from parti_exp.builders import build_datamodule, build_module
 
-ONE_D_STEP = ["model=wgan_gp", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0"]
+ONE_D_STEP = [
+    "model=wgan_gp", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0", "trainer.log_every_n_steps=1"
+]
 
 
 def fit_one_step(cfg, plugin=None):
@@ -18,6 +20,7 @@ def fit_one_step(cfg, plugin=None):
     datamodule, module = build_datamodule(cfg), build_module(cfg)
     initial = {k: v.detach().clone() for k, v in module.discriminator.named_parameters()}
     with open_dict(cfg):
+        del cfg.trainer.cpu_threads  # ours, not a Trainer argument (build_trainer takes it out)
         if plugin is not None:
             del cfg.trainer.precision
     trainer = instantiate(cfg.trainer, callbacks=[], logger=False, plugins=[plugin] if plugin else None)

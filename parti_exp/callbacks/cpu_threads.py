@@ -99,7 +99,8 @@ class CpuThreads(Callback):
         if not self._active or self.threads != "auto":
             return
         self._steps_seen += 1
-        if self._trial is None and self._steps_seen >= self.first_trial_step and time.monotonic() >= self._next_trial_at:
+        due = self._steps_seen >= self.first_trial_step and time.monotonic() >= self._next_trial_at
+        if self._trial is None and due:
             self._trial = ThreadCountTrial(candidate_counts(self._restore))
         if self._trial is not None:
             torch.set_num_threads(self._trial.count)

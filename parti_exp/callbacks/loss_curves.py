@@ -16,6 +16,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
 from parti_exp.callbacks.gan_checkpoint import generator_steps
+from parti_exp.callbacks.schedule import logged_this_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -76,8 +77,8 @@ class LossCurves(Callback):
                 self.history[key].append((step, float(value)))
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
-        # Sample at the logging cadence: reading a CUDA scalar every step would synchronise the device.
-        if (batch_idx + 1) % max(trainer.log_every_n_steps, 1) and not trainer.fast_dev_run:
+        # At the logging cadence, where the module logs (reading a CUDA scalar every step would also synchronise)
+        if not logged_this_step(trainer):
             return
         self._record(trainer, pl_module, "train/")
 

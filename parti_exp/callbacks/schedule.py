@@ -18,3 +18,12 @@ def due_this_epoch(trainer: Trainer, every_n_epochs: int) -> bool:
     if trainer.sanity_checking:
         return False
     return bool(trainer.fast_dev_run) or (trainer.current_epoch + 1) % every_n_epochs == 0
+
+
+def logged_this_step(trainer: Trainer) -> bool:
+    """True on the training steps whose logged values reach the loggers (every ``trainer.log_every_n_steps``, counted
+    over the whole run as Lightning counts). A value logged on another step is collected and then dropped: logging
+    only on these steps saves that per-step work, and readers of ``callback_metrics`` look on the same steps."""
+    # Lightning's own rule (LoggerConnector.should_update_logs), the same one it applies when it writes the logs; a
+    # fast_dev_run (which writes no logs) logs every step, to run every logging path once
+    return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
