@@ -84,6 +84,7 @@ class CpuThreads(Callback):
         self._next_trial_at = 0.0
         self._steps_seen = 0
         self._step_start = 0.0
+        self._chosen = 0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._active = isinstance(trainer.accelerator, CPUAccelerator)
@@ -94,6 +95,7 @@ class CpuThreads(Callback):
             torch.set_num_threads(self.threads)
         self._steps_seen = 0
         self._next_trial_at = 0.0
+        self._chosen = 0
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
         if not self._active or self.threads != "auto":
@@ -112,10 +114,11 @@ class CpuThreads(Callback):
         self._trial.record(time.perf_counter() - self._step_start)
         if self._trial.done:
             chosen = self._trial.fastest()
-            if chosen != torch.get_num_threads() or self._next_trial_at == 0.0:
+            if chosen != self._chosen:  # the first choice, and every change after it
                 times = ", ".join(f"{n}: {statistics.median(t) * 1e3:.0f} ms" for n, t in self._trial.times.items())
                 log.info("CPU threads: %d (median step time per thread count: %s)", chosen, times)
             torch.set_num_threads(chosen)
+            self._chosen = chosen
             self._trial = None
             self._next_trial_at = time.monotonic() + self.retune_s
 

@@ -1,5 +1,6 @@
 """trainer.cpu_threads: the thread count of CPU runs, fixed or measured, never touching a GPU run."""
 
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -65,7 +66,7 @@ def test_a_gpu_run_is_left_alone(two_threads):
     assert torch.get_num_threads() == 2
 
 
-def test_auto_measures_and_keeps_the_count_whose_steps_are_faster(two_threads, monkeypatch):
+def test_auto_measures_and_keeps_the_count_whose_steps_are_faster(two_threads, monkeypatch, caplog):
     # A busy machine as the clock sees it: each step on 2 threads takes 1 s, on 1 thread 0.1 s.
     now = [0.0]
 
@@ -74,13 +75,16 @@ def test_auto_measures_and_keeps_the_count_whose_steps_are_faster(two_threads, m
         return now[0]
 
     monkeypatch.setattr(cpu_threads.time, "perf_counter", clock)
-    callback, trainer = CpuThreads("auto", first_trial_step=2), cpu_trainer()
+    caplog.set_level(logging.INFO, logger=cpu_threads.__name__)
+    callback, trainer = CpuThreads("auto", first_trial_step=2, retune_s=0.0), cpu_trainer()
     callback.on_train_start(trainer, None)
-    for step in range(12):
+    for step in range(25):  # from step 1, three trials of 8 steps in a row (retune_s=0), each choosing 1 thread
         callback.on_train_batch_start(trainer, None, None, step)
         callback.on_train_batch_end(trainer, None, None, None, step)
     assert callback._trial is None, "the trial has ended"
     assert torch.get_num_threads() == 1
+    choices = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CPU threads")]
+    assert len(choices) == 1 and choices[0].startswith("CPU threads: 1 "), choices  # said once, not per trial
     callback.on_train_end(trainer, None)
     assert torch.get_num_threads() == 2
 
