@@ -29,7 +29,9 @@ class EMA:
         if (beta is None) == (half_life_images is None):
             raise ValueError(
                 f"model.ema needs exactly one of beta or half_life_images, got beta={beta}, "
-                f"half_life_images={half_life_images}"
+                f"half_life_images={half_life_images} (on the command line, a key overridden in a model's default "
+                f"EMA keeps the others: set the one you do not want to null, e.g. model.ema.half_life_images=null "
+                f"model.ema.rampup=null)"
             )
         if beta is not None and not 0.0 <= beta < 1.0:
             raise ValueError(f"model.ema.beta must be in [0, 1), got {beta}")

@@ -41,7 +41,7 @@ def test_train_then_sample_from_the_command_line(tmp_path):
     files = sorted(p.name for p in out_dir.iterdir())
     assert files == [f"{i:06d}.png" for i in range(12)] + ["grid.png", "manifest.json"]
     image = Image.open(out_dir / "000011.png")
-    assert image.size == (32, 32) and image.mode == "L"  # the digits' resolution and single channel
+    assert image.size == (16, 16) and image.mode == "L"  # the digits' resolution and single channel
     assert "wrote 12 images" in result.stdout
 
     # The manifest alone draws the same images again.

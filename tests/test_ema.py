@@ -92,8 +92,12 @@ def flat(net: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten().clone() for p in net.parameters()])
 
 
+# A per-step average in place of the default run's half-life one (every key of model.ema named, as a user would)
+EMA_BETA_HALF = ["model.ema.beta=0.5", "model.ema.half_life_images=null", "model.ema.rampup=null"]
+
+
 def test_gan_module_samples_from_the_average_and_checkpoints_it(cfg_factory, tmp_path):
-    cfg = cfg_factory("+model.ema._target_=parti_exp.ema.EMA", "+model.ema.beta=0.5", "trainer.limit_train_batches=3")
+    cfg = cfg_factory(*EMA_BETA_HALF, "trainer.limit_train_batches=3")
     initial, record = {}, RecordGenerator()
     run = train(cfg, [BeforeFit(lambda untrained: initial.update(g=flat(untrained.generator))), record])
     module, trainer = run.module, run.trainer

@@ -20,7 +20,7 @@ def test_conditional_sampling_uses_the_requested_classes(cfg_factory, tmp_path, 
     assert torch.cat(seen).tolist() == [2, 7, 9, 2, 7, 9, 2]
     assert len(paths) == 7
     image = Image.open(paths[0])
-    assert image.size == (32, 32) and image.mode == "L"
+    assert image.size == (16, 16) and image.mode == "L"
 
     with pytest.raises(ValueError, match="out of range for 10 classes"):
         sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "classes=[10]"), tmp_path / "bad")

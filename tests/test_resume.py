@@ -22,7 +22,7 @@ RUN = [
     "trainer.deterministic=true",
     "data.batch_size=16",
     "callbacks.model_checkpoint.every_n_g_steps=2",
-    "model.ema={_target_:parti_exp.ema.EMA,beta:0.9}",
+    "model.ema={_target_:parti_exp.ema.EMA,beta:0.9,half_life_images:null,rampup:null}",
     "model.d_scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:2,gamma:0.9}",
 ]
 

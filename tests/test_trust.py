@@ -155,7 +155,7 @@ def test_a_checkpoint_that_would_need_pickle_is_never_written(tmp_path):
 
 TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "data.img_size=16"]
 WRITTEN = {
-    "dcgan+ema+schedules": ["model.ema={_target_:parti_exp.ema.EMA,beta:0.9}",
+    "dcgan+ema+schedules": ["model.ema={_target_:parti_exp.ema.EMA,beta:0.9,half_life_images:null,rampup:null}",
                             "model.d_scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:1}",
                             "model.g_scheduler={_target_:torch.optim.lr_scheduler.LinearLR,_partial_:true}"],
     "wgan_gp": ["model=wgan_gp"],

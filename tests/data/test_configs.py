@@ -45,6 +45,7 @@ def test_short_run_trains_on_the_cifar10_files(cfg_factory, tmp_path, make_cifar
         "data.batch_size=16",
         "trainer.max_steps=4",
         "trainer.limit_val_batches=1",
+        "trainer.log_every_n_steps=1",
     )
     metrics = train(cfg).metrics
     assert metrics and all(np.isfinite(v) for v in metrics.values())

@@ -43,7 +43,7 @@ def metrics_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def digits() -> DigitsDataModule:
-    datamodule = DigitsDataModule()
+    datamodule = DigitsDataModule(img_size=16)  # data=digits' size, as the models composed by the tests
     datamodule.setup("fit")
     return datamodule
 

@@ -212,7 +212,7 @@ def test_the_default_command_composes_without_image_metrics(tmp_path):
     assert cfg.callbacks.sample_grid is None
     module = build_module(cfg)
     assert isinstance(module, ContrastiveModule)
-    assert module.dual_encoder.image_encoder.img_size == 32 == build_datamodule(cfg).img_size
+    assert module.dual_encoder.image_encoder.img_size == 16 == build_datamodule(cfg).img_size
 
 
 # What uses it: reranking and the metrics of a text-to-image run
