@@ -45,9 +45,9 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     with trusting_checkpoints(cfg.trust_checkpoint):
         module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
     if not isinstance(module, TextToImageModule):
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path} is a {type(module).__name__} checkpoint ({train_cfg.model._target_}"
-                          "): editing needs a text-to-image checkpoint, the checkpoints/last.ckpt of a "
-                          "`python -m parti_exp.train model=parti` run")  # fmt: skip
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path} is a {type(module).__name__} checkpoint "
+                          f"({train_cfg.model._target_}): editing needs a text-to-image checkpoint, the "
+                          "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")  # fmt: skip
     module = module.to(resolve_device(cfg.device))
     size, channels = int(train_cfg.data.img_size), int(train_cfg.data.channels)
     sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})

@@ -64,4 +64,3 @@ def output_folders(paths: list[Path]) -> list[str]:
 
 def safe_name(text: str) -> str:
     return re.sub(r"[^\w.-]", "_", text, flags=re.ASCII)
-
