@@ -52,6 +52,9 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     size, channels = int(train_cfg.data.img_size), int(train_cfg.data.channels)
     sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
     reranks_by_scorer = cfg.n_candidates > 1 and cfg.rerank != "agreement"
+    if cfg.get("scorer_ckpt") and not reranks_by_scorer:
+        raise ConfigError(f"scorer_ckpt is for reranking by the scorer: set n_candidates > 1 and rerank=both or "
+                          f"scorer (got n_candidates={cfg.n_candidates}, rerank={cfg.rerank})")  # fmt: skip
     scorer = reranking_scorer(module, train_cfg, cfg) if reranks_by_scorer else None
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
 

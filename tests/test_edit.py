@@ -103,6 +103,7 @@ def test_kept_pixels_are_the_reconstruction_and_an_empty_mask_changes_nothing(tm
         (["pad=[0,0,4,0]"], ConfigError, "pad it to a square"),
         (["rerank=best"], ConfigError, "rerank=best is not one of"),
         (["prompt= "], ConfigError, "prompt is empty"),
+        (["scorer_ckpt={vqgan}"], ConfigError, "scorer_ckpt is for reranking"),
     ],
 )
 def test_bad_inputs_are_refused_with_a_message(tmp_path, overrides, error, match):
