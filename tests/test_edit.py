@@ -14,6 +14,7 @@ from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.edit import edit
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
 from parti_exp.images import to_uint8
+from parti_exp.sample import reranking_scorer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints"
 PARTI = FIXTURES / "parti_digits_8d791b7.ckpt"
@@ -124,3 +125,21 @@ def test_a_gan_checkpoint_is_refused_on_the_command_line_without_a_traceback(tmp
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "editing needs a text-to-image checkpoint" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_reranking_by_the_digit_classifier_keeps_the_candidate_it_reads_best(tmp_path):
+    write_png(tmp_path / "three.png", digit(SIZE))
+    common = [f"ckpt_path={PARTI}", f"image={tmp_path / 'three.png'}", "prompt=a handwritten eight", "mask=top",
+              f"classifier_cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    reranked = edit(compose_edit(tmp_path, *common, "n=2", "n_candidates=3", "rerank=scorer"), tmp_path / "best")
+    # The same seed draws the same 6 candidates in one batch: the first three, then the next three.
+    every = edit(compose_edit(tmp_path, *common, "n=6"), tmp_path / "every")
+    cfg = compose_edit(tmp_path, *common, "n_candidates=3")
+    module, train_cfg = module_from_checkpoint(read_checkpoint(PARTI))
+    scorer = reranking_scorer(module, train_cfg, cfg)
+    candidates = torch.stack([read_image(str(path)) for path in every]).float() / 127.5 - 1
+    scores = scorer(candidates, "a handwritten eight").view(2, 3)
+    assert len(set(scores.flatten().tolist())) == 6  # six different candidates: the choice means something
+    best = scores.argmax(1)
+    for i, path in enumerate(reranked):
+        assert path.read_bytes() == every[3 * i + int(best[i])].read_bytes()
