@@ -31,13 +31,14 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
     return path
 
 
-def save_each(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list[Path]:
-    """One PNG per image (``000000.png`` ...), at the images' own size and channel count."""
+def save_each(images: torch.Tensor, out_dir: str | Path, start: int = 0, digits: int = 6) -> list[Path]:
+    """One PNG per image (``000000.png`` ..., numbered with ``digits`` digits), at the images' own size and channel
+    count."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, image in enumerate(to_uint8(images), start=start):
-        path = out_dir / f"{i:06d}.png"
+        path = out_dir / f"{i:0{digits}d}.png"
         write_png(image, str(path))
         paths.append(path)
     return paths

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra_compose import compose_sample, compose_train
+from hydra_compose import compose_edit, compose_sample, compose_train
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_module
@@ -21,6 +21,7 @@ from parti_exp.checkpoints import (
     read_checkpoint,
     write_atomically,
 )
+from parti_exp.edit import edit
 from parti_exp.errors import UntrustedCheckpointError
 from parti_exp.evaluate import evaluate
 from parti_exp.sample import sample
@@ -70,6 +71,9 @@ def compose_evaluate(tmp_path: Path, *overrides: str):
 READERS = {
     "sample": lambda tmp_path, ckpt: sample(compose_sample(tmp_path, f"ckpt_path={ckpt}"), tmp_path / "out"),
     "evaluate": lambda tmp_path, ckpt: evaluate(compose_evaluate(tmp_path, f"ckpt_path={ckpt}"), tmp_path / "eval"),
+    # Any existing file passes as the image: the checkpoint is read before any image is.
+    "edit": lambda tmp_path, ckpt: edit(compose_edit(tmp_path, f"ckpt_path={ckpt}", f"image={ckpt}", "prompt=a one"),
+                                        tmp_path / "out"),
     "resume": lambda tmp_path, ckpt: train(compose_train(tmp_path, "experiment=tokenizer_digits", f"ckpt_path={ckpt}")),
     "tokenizer": lambda tmp_path, ckpt: build_module(compose_train(
         tmp_path, "experiment=parti_digits", f"model.tokenizer_ckpt={ckpt}", "model.transformer.dim=16", fast=False)),
@@ -88,7 +92,7 @@ def test_a_pickled_callable_is_refused_and_never_runs(tmp_path, reader):
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("reader", ["sample", "evaluate", "resume", "tokenizer"])
+@pytest.mark.parametrize("reader", ["sample", "evaluate", "edit", "resume", "tokenizer"])
 def test_a_stored_config_building_a_function_is_refused_and_never_runs(tmp_path, reader):
     marker = tmp_path / "copied"
     ckpt = stored_target(tmp_path, marker)

@@ -13,6 +13,10 @@ divide by zero.
 
 Each step draws from ``torch.multinomial`` with the caller's generator, the same draw with or without the
 KV cache, so the two paths give the same tokens for the same generator.
+
+Editing (inpainting) is the same loop with some tokens forced: where ``keep`` is set, the step takes the given
+token instead of a sample and feeds it on, so every sampled token is conditioned on the caption and on all tokens
+before it in raster order, kept or sampled.
 """
 
 from __future__ import annotations
@@ -84,14 +88,24 @@ def sample_image_tokens(
     null_mask: torch.Tensor,
     config: SamplingConfig,
     generator: torch.Generator | None = None,
+    forced: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``B x N`` image tokens for the captions ``(text_ids, text_mask)``.
 
     ``(null_ids, null_mask)`` is the null caption for guidance, ``1 x L'`` (shared) or ``B x L'``; it is not
-    used when ``config.guidance_scale == 1``. The model runs in eval mode (no dropout) and is put back in its
-    previous mode afterwards.
+    used when ``config.guidance_scale == 1``. ``forced`` (``B x N`` tokens) and ``keep`` (``B x N`` bool) go
+    together: ``tokens[keep] == forced[keep]``, and only the other positions are sampled. The model runs in eval
+    mode (no dropout) and is put back in its previous mode afterwards.
     """
     batch = text_ids.shape[0]
+    if (forced is None) != (keep is None):
+        raise ValueError("forced and keep go together: give both or neither")
+    if keep is not None and not (forced.shape == keep.shape == (batch, model.num_image_tokens)):
+        raise ValueError(f"forced and keep must be {batch} x {model.num_image_tokens}, got {tuple(forced.shape)} "
+                         f"and {tuple(keep.shape)}")  # fmt: skip
+    # Positions every row keeps need no draw (read once: a per-step test would sync with the device each step).
+    all_kept = keep.all(dim=0).tolist() if keep is not None else [False] * model.num_image_tokens
     guided = config.guidance_scale != 1
     if guided:
         if null_ids.shape[0] not in (1, batch) or null_mask.shape != null_ids.shape:
@@ -112,6 +126,11 @@ def sample_image_tokens(
         logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
         return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
 
+    def next_token(t: int, logits: torch.Tensor) -> torch.Tensor:
+        if keep is None:
+            return choose(logits)
+        return torch.where(keep[:, t], forced[:, t], choose(logits))
+
     with eval_mode(model):
         tokens = torch.empty(batch, model.num_image_tokens, dtype=torch.long, device=text_ids.device)
         if config.use_cache:
@@ -119,11 +138,16 @@ def sample_image_tokens(
             cache = model.new_cache(text_ids.shape[0])
             token = None
             for t in range(model.num_image_tokens):
-                tokens[:, t] = choose(model.decode_step(token, memory, text_mask, cache))
+                # A kept position still goes through the decoder: its input (the token before) joins the cache.
+                logits = model.decode_step(token, memory, text_mask, cache)
+                tokens[:, t] = forced[:, t] if all_kept[t] else next_token(t, logits)
                 # Both halves of a guided batch continue from the same sampled token.
                 token = torch.cat([tokens[:, t], tokens[:, t]]) if guided else tokens[:, t]
         else:
             for t in range(model.num_image_tokens):
+                if all_kept[t]:
+                    tokens[:, t] = forced[:, t]
+                    continue
                 prefix = torch.cat([tokens[:, :t], tokens[:, :t]]) if guided else tokens[:, :t]
-                tokens[:, t] = choose(model.logits_uncached(text_ids, text_mask, prefix))
+                tokens[:, t] = next_token(t, model.logits_uncached(text_ids, text_mask, prefix))
     return tokens

@@ -154,15 +154,31 @@ class TextToImageModule(CaptionedModule):
 
     @torch.no_grad()
     def sample_images(
-        self, captions: list[str], sampling: SamplingConfig | None = None, generator: torch.Generator | None = None
+        self,
+        captions: list[str],
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+        forced: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Images in [-1, 1] for the captions (any text): tokens sampled by the Transformer, decoded by the image
-        tokenizer."""
+        tokenizer. Editing passes ``forced`` codes (``B x N``, from ``image_codes``) and the ``keep`` mask of the
+        positions that take them (``sample_image_tokens``)."""
         ids, mask = self.encode_captions(captions, warn=True)
         null_ids, null_mask = (t.to(self.device) for t in self.text_tokenizer.null(1))
         tokens = sample_image_tokens(self.transformer, ids, mask, null_ids, null_mask, sampling or self.sampling,
-                                     generator)  # fmt: skip
-        return self.image_tokenizer.decode(tokens.view(len(captions), *self.image_tokenizer.token_grid)).float()
+                                     generator, forced, keep)  # fmt: skip
+        return self.decode_codes(tokens)
+
+    @torch.no_grad()
+    def image_codes(self, images: torch.Tensor) -> torch.Tensor:
+        """``B x N`` codes (raster order) of images in [-1, 1], as the Transformer reads them."""
+        return self.image_tokenizer.encode(images.to(self.device)).flatten(1)
+
+    @torch.no_grad()
+    def decode_codes(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] of ``B x N`` codes."""
+        return self.image_tokenizer.decode(tokens.view(len(tokens), *self.image_tokenizer.token_grid)).float()
 
     def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
         """The metrics' interface: each label (a class, or a captioned image's caption id) becomes its first
