@@ -1,13 +1,17 @@
-"""How many intra-op threads a CPU run uses (``trainer.cpu_threads``): a fixed number, or ``auto``, which times real
-training steps at each candidate count and keeps the fastest, again every ``retune_s`` seconds.
+"""How many intra-op threads a CPU run uses (``trainer.cpu_threads``): a fixed number, or ``auto``: as many as the
+machine has idle cores when training starts (at least one, at most PyTorch's count then).
 
 Why: PyTorch starts one intra-op thread per core, and every parallel region (each conv, each matmul) ends at a
-barrier that waits for all of them. On a machine where other processes hold some cores, the OS runs one of our
-threads late at nearly every barrier, and a step of the small nets of a CPU run takes many times longer than on one
-thread (on 2 cores with two other busy processes, the default digits run went from 1.5 to 20+ s per epoch; numbers in
-docs/benchmarks.md). On a quiet machine the extra threads do help, so no fixed count is right for both: ``auto``
-measures. The count changes the speed only: the kernels that these nets use give bit-identical results for any
-thread count (tests/callbacks/test_cpu_threads.py checks it), so a resumed or repeated run draws the same numbers.
+barrier that waits for all of them. When other processes hold some of the cores, the OS runs one of our threads late
+at nearly every barrier, and a step of the small nets of a CPU run takes many times longer than on one thread (on 2
+cores with other jobs running, the default digits run went from about 1 to many seconds per epoch; numbers in
+docs/benchmarks.md). On a quiet machine the extra threads do help, so no fixed count is right for both.
+
+The count is chosen once, at the start, and not changed while training: some kernels (a convolution's weight gradient
+summed over the batch) split their sums by thread, so the count moves the last bits of the results, and a run must
+not depend on when the load changed. The count is stored in the checkpoint and a resumed run uses it again, so a
+resume stays exact; two fresh ``auto`` runs under different load may differ in those last bits, as runs on two
+machines do: fix ``trainer.cpu_threads`` for bit-identical repeats.
 
 A run on a GPU (or any accelerator but the CPU) is left exactly as it is.
 """
@@ -15,8 +19,11 @@ A run on a GPU (or any accelerator but the CPU) is left exactly as it is.
 from __future__ import annotations
 
 import logging
-import statistics
+import math
+import os
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -26,65 +33,53 @@ from parti_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-
-def candidate_counts(most: int) -> list[int]:
-    """``most``, then halving down to 1: [8, 4, 2, 1]. Tried in this order, so a tie keeps the larger count."""
-    counts = [most]
-    while counts[-1] > 1:
-        counts.append(counts[-1] // 2)
-    return counts
+PROC_STAT = Path("/proc/stat")
 
 
-class ThreadCountTrial:
-    """Times ``steps_per_count`` steps at each candidate count (the first step after a switch is not timed: the
-    thread pool resizes in it) and then names the count with the smallest median step time."""
+def busy_cores(interval_s: float = 0.5) -> float:
+    """Cores' worth of CPU time that other work used over ``interval_s`` (this process is asleep meanwhile). Work at a
+    raised nice level does not count: the OS gives its core to us when we want it."""
+    if PROC_STAT.is_file():
+        first = _cpu_times()
+        time.sleep(interval_s)
+        second = _cpu_times()
+        delta = [b - a for a, b in zip(first, second)]
+        total = sum(delta[:8])  # user nice system idle iowait irq softirq steal
+        busy = total - delta[1] - delta[3] - delta[4]  # all but nice, idle and iowait
+        return (os.cpu_count() or 1) * busy / total if total else 0.0
+    if hasattr(os, "getloadavg"):  # macOS: the 1-minute load average, a slower reading of the same thing
+        return os.getloadavg()[0]
+    return 0.0
 
-    def __init__(self, counts: list[int], steps_per_count: int = 3) -> None:
-        self.counts = counts
-        self.steps_per_count = steps_per_count
-        self.times: dict[int, list[float]] = {n: [] for n in counts}
-        self._index = 0
-        self._skip_next = True
 
-    @property
-    def count(self) -> int:
-        """The count the next step should run with."""
-        return self.counts[self._index]
+def _cpu_times() -> list[int]:
+    return [int(field) for field in PROC_STAT.read_text().split("\n", 1)[0].split()[1:]]
 
-    @property
-    def done(self) -> bool:
-        return self._index == len(self.counts)
 
-    def record(self, seconds: float) -> None:
-        if self._skip_next:
-            self._skip_next = False
-            return
-        self.times[self.count].append(seconds)
-        if len(self.times[self.count]) == self.steps_per_count:
-            self._index += 1
-            self._skip_next = True
-
-    def fastest(self) -> int:
-        return min(self.counts, key=lambda n: statistics.median(self.times[n]))
+def idle_thread_count(most: int, busy: float) -> int:
+    """One thread per idle core, rounded to the nearest core, between 1 and ``most``."""
+    idle = (os.cpu_count() or 1) - busy
+    return max(1, min(most, math.floor(idle + 0.5)))
 
 
 class CpuThreads(Callback):
-    """``threads``: a positive int (fixed), or ``"auto"`` (measured, see the module docstring). The count PyTorch has
-    when training starts is the most ``auto`` tries (one per core, or what OMP_NUM_THREADS / DDP's launcher set)."""
+    """``threads``: a positive int (fixed), or ``"auto"`` (one per idle core at the start, see the module docstring).
+    The count PyTorch has when training starts is the most ``auto`` uses (one per core, or what OMP_NUM_THREADS or
+    DDP's launcher set)."""
 
-    def __init__(self, threads: int | str = "auto", retune_s: float = 30.0, first_trial_step: int = 5) -> None:
+    def __init__(self, threads: int | str = "auto") -> None:
         if not (threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
             raise ConfigError(f"trainer.cpu_threads must be `auto` or a positive integer, got {threads!r}")
         self.threads = threads
-        self.retune_s = retune_s
-        self.first_trial_step = first_trial_step
         self._active = False
         self._restore = 0
-        self._trial: ThreadCountTrial | None = None
-        self._next_trial_at = 0.0
-        self._steps_seen = 0
-        self._step_start = 0.0
-        self._chosen = 0
+        self._used = 0  # the count this run trains with; from the checkpoint when resuming
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"threads": self._used}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._used = int(state_dict.get("threads", 0))
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._active = isinstance(trainer.accelerator, CPUAccelerator)
@@ -92,37 +87,16 @@ class CpuThreads(Callback):
             return
         self._restore = torch.get_num_threads()
         if self.threads != "auto":
-            torch.set_num_threads(self.threads)
-        self._steps_seen = 0
-        self._next_trial_at = 0.0
-        self._chosen = 0
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
-        if not self._active or self.threads != "auto":
-            return
-        self._steps_seen += 1
-        due = self._steps_seen >= self.first_trial_step and time.monotonic() >= self._next_trial_at
-        if self._trial is None and due:
-            self._trial = ThreadCountTrial(candidate_counts(self._restore))
-        if self._trial is not None:
-            torch.set_num_threads(self._trial.count)
-            self._step_start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
-        if self._trial is None:
-            return
-        self._trial.record(time.perf_counter() - self._step_start)
-        if self._trial.done:
-            chosen = self._trial.fastest()
-            if chosen != self._chosen:  # the first choice, and every change after it
-                times = ", ".join(f"{n}: {statistics.median(t) * 1e3:.0f} ms" for n, t in self._trial.times.items())
-                log.info("CPU threads: %d (median step time per thread count: %s)", chosen, times)
-            torch.set_num_threads(chosen)
-            self._chosen = chosen
-            self._trial = None
-            self._next_trial_at = time.monotonic() + self.retune_s
+            self._used = self.threads
+        elif self._used:
+            log.info("CPU threads: %d, as the run being resumed", self._used)
+        else:
+            busy = busy_cores()
+            self._used = idle_thread_count(self._restore, busy)
+            log.info("CPU threads: %d (%d cores, %.1f of them busy with other work)", self._used,
+                     os.cpu_count() or 1, busy)  # fmt: skip
+        torch.set_num_threads(self._used)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._active:
             torch.set_num_threads(self._restore)
-            self._trial = None

@@ -1,4 +1,5 @@
-"""trainer.cpu_threads: the thread count of CPU runs, fixed or measured, never touching a GPU run."""
+"""trainer.cpu_threads: the thread count of CPU runs, fixed or one per idle core, kept across a resume, never
+touching a GPU run."""
 
 import logging
 from types import SimpleNamespace
@@ -8,9 +9,10 @@ import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 
 from parti_exp.callbacks import cpu_threads
-from parti_exp.callbacks.cpu_threads import CpuThreads, ThreadCountTrial, candidate_counts
+from parti_exp.callbacks.cpu_threads import CpuThreads, busy_cores, idle_thread_count
+from parti_exp.checkpoints import read_checkpoint
 from parti_exp.errors import ConfigError
-from parti_exp.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from parti_exp.train import train
 
 
 @pytest.fixture
@@ -25,23 +27,23 @@ def cpu_trainer():
     return SimpleNamespace(accelerator=CPUAccelerator())
 
 
-def test_candidates_halve_down_to_one():
-    assert candidate_counts(8) == [8, 4, 2, 1]
-    assert candidate_counts(6) == [6, 3, 1]
-    assert candidate_counts(1) == [1]
+@pytest.mark.parametrize("cores,busy,most,expected", [
+    (2, 0.1, 2, 2), (2, 0.9, 2, 1), (2, 2.0, 2, 1), (2, 3.5, 2, 1), (16, 4.2, 16, 12), (16, 0.0, 8, 8),
+])  # fmt: skip
+def test_one_thread_per_idle_core_between_one_and_the_most(monkeypatch, cores, busy, most, expected):
+    monkeypatch.setattr(cpu_threads.os, "cpu_count", lambda: cores)
+    assert idle_thread_count(most, busy) == expected
 
 
-def test_trial_skips_the_first_step_after_a_switch_and_keeps_the_fastest_median():
-    trial = ThreadCountTrial([2, 1], steps_per_count=3)
-    for seconds in [9.0, 0.3, 0.2, 0.25]:  # 9.0: the pool resizing, not timed
-        assert trial.count == 2
-        trial.record(seconds)
-    for seconds in [9.0, 0.1, 5.0, 0.12]:  # one stall does not decide: the median is 0.12
-        assert trial.count == 1
-        trial.record(seconds)
-    assert trial.done
-    assert trial.times == {2: [0.3, 0.2, 0.25], 1: [0.1, 5.0, 0.12]}
-    assert trial.fastest() == 1
+def test_busy_cores_counts_other_work_but_not_niced_work(monkeypatch, tmp_path):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal; between the readings: 100 user, 300 nice, 100 idle, 0 else
+    readings = iter(["cpu 1000 500 200 5000 10 0 0 0 0 0\n", "cpu 1100 800 200 5100 10 0 0 0 0 0\n"])
+    monkeypatch.setattr(cpu_threads, "PROC_STAT", stat)
+    monkeypatch.setattr(cpu_threads.time, "sleep", lambda s: stat.write_text(next(readings)))
+    stat.write_text(next(readings))
+    monkeypatch.setattr(cpu_threads.os, "cpu_count", lambda: 2)
+    assert busy_cores() == pytest.approx(2 * 100 / 500)
 
 
 @pytest.mark.parametrize("bad", ["two", 0, -1, True, 1.5])
@@ -61,54 +63,36 @@ def test_a_fixed_count_holds_for_training_and_is_restored_after(two_threads):
 def test_a_gpu_run_is_left_alone(two_threads):
     callback, trainer = CpuThreads(1), SimpleNamespace(accelerator=object())
     callback.on_train_start(trainer, None)
-    callback.on_train_batch_start(trainer, None, None, 0)
     callback.on_train_end(trainer, None)
     assert torch.get_num_threads() == 2
 
 
-def test_auto_measures_and_keeps_the_count_whose_steps_are_faster(two_threads, monkeypatch, caplog):
-    # A busy machine as the clock sees it: each step on 2 threads takes 1 s, on 1 thread 0.1 s.
-    now = [0.0]
-
-    def clock():
-        now[0] += 0.5 if torch.get_num_threads() == 2 else 0.05
-        return now[0]
-
-    monkeypatch.setattr(cpu_threads.time, "perf_counter", clock)
+def test_auto_uses_the_idle_cores_and_says_so(two_threads, monkeypatch, caplog):
+    monkeypatch.setattr(cpu_threads, "busy_cores", lambda: 1.2)  # another job holds a core
+    monkeypatch.setattr(cpu_threads.os, "cpu_count", lambda: 2)
     caplog.set_level(logging.INFO, logger=cpu_threads.__name__)
-    callback, trainer = CpuThreads("auto", first_trial_step=2, retune_s=0.0), cpu_trainer()
+    callback, trainer = CpuThreads("auto"), cpu_trainer()
     callback.on_train_start(trainer, None)
-    for step in range(25):  # from step 1, three trials of 8 steps in a row (retune_s=0), each choosing 1 thread
-        callback.on_train_batch_start(trainer, None, None, step)
-        callback.on_train_batch_end(trainer, None, None, None, step)
-    assert callback._trial is None, "the trial has ended"
     assert torch.get_num_threads() == 1
-    choices = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CPU threads")]
-    assert len(choices) == 1 and choices[0].startswith("CPU threads: 1 "), choices  # said once, not per trial
+    assert "CPU threads: 1 (2 cores, 1.2 of them busy with other work)" in caplog.text
     callback.on_train_end(trainer, None)
     assert torch.get_num_threads() == 2
 
 
-def test_the_thread_count_does_not_change_what_training_computes():
-    """Why ``auto`` may switch counts mid-run: the nets' kernels give the same bits on 1 and 2 threads."""
+def test_a_resumed_auto_run_keeps_the_count_it_started_with(two_threads, monkeypatch):
+    first = CpuThreads("auto")
+    monkeypatch.setattr(cpu_threads, "busy_cores", lambda: 1.5)
+    first.on_train_start(cpu_trainer(), None)
+    first.on_train_end(cpu_trainer(), None)
+    resumed = CpuThreads("auto")
+    resumed.load_state_dict(first.state_dict())
+    monkeypatch.setattr(cpu_threads, "busy_cores", lambda: 0.0)  # quiet now: a fresh run would take 2
+    resumed.on_train_start(cpu_trainer(), None)
+    assert torch.get_num_threads() == 1
 
-    def train_a_little(threads: int) -> list[torch.Tensor]:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            torch.manual_seed(0)
-            G = DCGANGenerator(latent_dim=32, img_size=16, channels=1, width=16, norm="batch")
-            D = DCGANDiscriminator(img_size=16, channels=1, width=16, norm="batch")
-            opt = torch.optim.Adam([*G.parameters(), *D.parameters()], 1e-3)
-            for _ in range(5):
-                fake = G(torch.randn(32, 32))
-                loss = D(fake).mean() + fake.square().mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            return [p.detach().clone() for p in G.parameters()]
-        finally:
-            torch.set_num_threads(before)
 
-    one, two = train_a_little(1), train_a_little(2)
-    assert all(torch.equal(a, b) for a, b in zip(one, two))
+def test_the_count_is_saved_in_the_checkpoint(cfg_factory, tmp_path, two_threads):
+    train(cfg_factory("trainer.cpu_threads=1", "trainer.limit_train_batches=2"))
+    saved = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["callbacks"]
+    assert saved[CpuThreads.__qualname__] == {"threads": 1}
+    assert torch.get_num_threads() == 2  # restored after training
