@@ -1,7 +1,7 @@
 """The default run on a quiet machine, then again while other CPU-heavy processes run (a laptop doing other work, a
 shared node). Starts the competing processes itself and stops them.
 
-    python scripts/bench_busy.py [--competitors 2] [--kind torch] [--threads auto 2] [OVERRIDE ...]
+    python scripts/bench_busy.py [--competitors 2] [--kind torch] [--threads auto,2] [OVERRIDE ...]
 
 Each competitor is another PyTorch job (``torch``: matrix products on PyTorch's default thread count) or a pure
 Python busy loop (``spin``). For each ``--threads`` value (``trainer.cpu_threads``) it prints the quiet and the busy
@@ -42,12 +42,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--competitors", type=int, default=2)
     parser.add_argument("--kind", choices=sorted(COMPETITORS), default="torch")
-    parser.add_argument("--threads", nargs="+", default=["auto"], help="trainer.cpu_threads values to compare")
+    parser.add_argument("--threads", default="auto", help="trainer.cpu_threads values to compare, comma-separated")
     parser.add_argument("--n", type=int, default=300, help="samples judged")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     print(f"{describe_load()} before starting; {args.competitors} competing {args.kind} processes when busy")
-    for threads in args.threads:
+    for threads in args.threads.split(","):
         overrides = [f"trainer.cpu_threads={threads}", *args.overrides]
         with tempfile.TemporaryDirectory() as tmp:
             quiet = default_run(overrides, args.n, Path(tmp))
