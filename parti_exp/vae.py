@@ -133,9 +133,9 @@ class VAEModule(LightningModule):
         z = mean + torch.exp(0.5 * logvar) * noise  # the reparameterisation trick
         return log_prob(self.net.decode(z), images), gaussian_kl(mean, logvar), mean
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        images, _ = batch
-        opt = self.optimizers()
+    def loss_terms(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | float]]:
+        """The terms of this step's loss (``recon``, and ``kl`` weighted by the warm-up's β unless that is 0), nats
+        per image, and what they log."""
         log_px, kl_dims, mean = self._elbo_parts(images, self.likelihood.log_prob)
         recon = -log_px.mean()
         kl = kl_dims.sum(1).mean()
@@ -143,24 +143,27 @@ class VAEModule(LightningModule):
         terms = {"recon": recon}
         if weight > 0:  # β = 0 (or the warm-up's first step): a plain autoencoder, the KL not even in the graph
             terms["kl"] = weight * (free_bits_kl(kl_dims, self.free_bits) if self.free_bits > 0 else kl)
+        mean = mean.detach()
+        logs = {
+            "train/elbo": -(recon + kl).detach(),
+            "train/recon": recon.detach(),
+            "train/kl": kl.detach(),
+            "train/kl_weight": weight,
+            "train/active_units": float(active_units(mean.sum(0), mean.pow(2).sum(0), len(mean), ACTIVE_THRESHOLD)),
+        }
+        return terms, logs
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        images, _ = batch
+        opt = self.optimizers()
+        terms, logs = self.loss_terms(images)
         loss = sum(terms.values())
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._guarded_step(opt, {"loss": loss, **terms})
         count = images.shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=count)
-        self.log_dict(
-            {
-                "train/elbo": -(recon + kl).detach(),
-                "train/recon": recon.detach(),
-                "train/kl": kl.detach(),
-                "train/kl_weight": weight,
-                "train/active_units": float(
-                    active_units(mean.detach().sum(0), mean.detach().pow(2).sum(0), count, ACTIVE_THRESHOLD)
-                ),
-            },
-            on_step=True, on_epoch=False, batch_size=count,
-        )  # fmt: skip
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=count)
 
     def _guarded_step(self, opt, loss_parts: dict[str, torch.Tensor]) -> None:
         """Clip and step, unless the guard finds a non-finite loss or gradient (as the GAN loop's steps)."""
