@@ -101,7 +101,8 @@ def test_kl_warmup_follows_the_optimizer_step_count_across_a_resume(cfg_factory,
 
     resumed = KLWeights()
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    result = train(cfg_factory(*FAST_VAE, *schedule, "trainer.max_epochs=4", f"ckpt_path={ckpt}", fast=False), [resumed])
+    resume = cfg_factory(*FAST_VAE, *schedule, "trainer.max_epochs=4", f"ckpt_path={ckpt}", fast=False)
+    result = train(resume, [resumed])
     # Lightning restores the step count: the warm-up goes on where it stopped and ends at β.
     steps, weights = zip(*resumed.seen)
     assert steps == tuple(range(8, 16)) and weights == pytest.approx([2.0 * min(step, 10) / 10 for step in steps])
