@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra_compose import compose_sample
 from hydra_compose import run_entry_point as run
@@ -40,6 +41,8 @@ def test_a_vae_run_writes_sample_and_reconstruction_grids_curves_and_checkpoints
     grid = Image.open(run_dir / "reconstructions" / "epoch_0000.png")
     assert grid.mode == "L" and grid.size == (8 * 34 + 2, 2 * 34 + 2)
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "curves.png").is_file()
+    # Tensors and plain data only: sample and evaluate read it with weights_only=True.
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(run_dir / "checkpoints" / "last.ckpt")) == []
     header = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train/elbo", "train/kl", "val/bpd", "val/bpd_iw", "val/active_units"} <= set(header)
     assert result.trainer.global_step == 3

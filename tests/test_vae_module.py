@@ -6,11 +6,14 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
+from parti_exp.checkpoints import read_checkpoint
 from parti_exp.errors import ConfigError
+from parti_exp.guard import NonFiniteError
 from parti_exp.latent_models import LatentImageModel
 from parti_exp.metrics.bits_per_dim import BoundsLikelihood
 from parti_exp.metrics.generated_images import MakesImagesForMetrics
 from parti_exp.nets.vae import ConvVAE
+from parti_exp.pixel_likelihood import PixelLikelihood
 from parti_exp.train import train
 from parti_exp.vae import VAEModule
 
@@ -141,3 +144,31 @@ def test_each_likelihood_trains_and_measures_bits_per_8bit_dimension(cfg_factory
     # Bits per 8-bit dimension: between 0 and the 8 bits of a uniform guess (a fresh model is near the top).
     assert 0 < metrics["val/bpd_iw"] <= metrics["val/bpd"] + 0.05 < 9
     assert {"train/elbo", "train/recon", "train/kl", "val/elbo", "val/active_units"} <= set(metrics)
+
+
+def nan_reconstruction_at(monkeypatch, call: int) -> None:
+    """The training loss is NaN at the ``call``-th training step (1-based)."""
+    calls = []
+    log_prob = PixelLikelihood.log_prob
+
+    def broken(self, out, images):
+        calls.append(1)
+        value = log_prob(self, out, images)
+        return value * float("nan") if len(calls) == call else value
+
+    monkeypatch.setattr(PixelLikelihood, "log_prob", broken)
+
+
+def test_the_guard_stops_or_skips_a_non_finite_vae_step(cfg_factory, tmp_path, monkeypatch):
+    run = [*FAST_VAE, "trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=1",
+           "trainer.log_every_n_steps=1"]  # fmt: skip
+    nan_reconstruction_at(monkeypatch, 2)
+    with pytest.raises(NonFiniteError, match="non-finite loss=nan.*at VAE step 1"):
+        train(cfg_factory(*run, fast=False))
+
+    nan_reconstruction_at(monkeypatch, 2)
+    result = train(cfg_factory(*run, "model.guard.skip_nonfinite=true", fast=False))
+    assert result.metrics["train/skipped_steps"] == 1.0
+    assert result.trainer.global_step == 3  # 4 batches, one update skipped: the warm-up did not advance for it
+    last = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values() if t.is_floating_point())
