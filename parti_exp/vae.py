@@ -119,11 +119,11 @@ class VAEModule(LightningModule):
         return self.optimizer_factory(self.net.parameters())
 
     def kl_weight(self) -> float:
-        """β after the warm-up, at this optimizer step (0 before the module is trained)."""
+        """The KL weight at this optimizer step (step 0 for a module outside a Trainer)."""
         steps = self.trainer.global_step if self._trainer is not None else 0
         return kl_weight(steps, self.beta, self.kl_warmup_steps)
 
-    def _elbo_parts(
+    def elbo_parts(
         self, images: torch.Tensor, log_prob: LogProb, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(log p(x | z) per image for one reparameterised z ~ q(z | x), drawn from ``generator`` (None: the global
@@ -136,7 +136,7 @@ class VAEModule(LightningModule):
     def loss_terms(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | float]]:
         """The terms of this step's loss (``recon``, and ``kl`` weighted by the warm-up's β unless that is 0), nats
         per image, and what they log."""
-        log_px, kl_dims, mean = self._elbo_parts(images, self.likelihood.log_prob)
+        log_px, kl_dims, mean = self.elbo_parts(images, self.likelihood.log_prob)
         recon = -log_px.mean()
         kl = kl_dims.sum(1).mean()
         weight = self.kl_weight()
@@ -192,7 +192,7 @@ class VAEModule(LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         images, _ = batch
         count = images.shape[0]
-        log_px, kl_dims, mean = self._elbo_parts(images, self.likelihood.discrete_log_prob, self._val_rng)
+        log_px, kl_dims, mean = self.elbo_parts(images, self.likelihood.discrete_log_prob, self._val_rng)
         kl = kl_dims.sum(1)
         elbo = log_px - kl
         logs = {
@@ -243,7 +243,7 @@ class VAEModule(LightningModule):
         closed form) and the importance-weighted one with ``iw_samples`` samples; in eval mode."""
         dims = images[0].numel()
         with eval_mode(self.net):
-            log_px, kl_dims, _ = self._elbo_parts(images, self.likelihood.discrete_log_prob, generator)
+            log_px, kl_dims, _ = self.elbo_parts(images, self.likelihood.discrete_log_prob, generator)
             elbo = log_px - kl_dims.sum(1)
             bound = self.importance_weighted_log_likelihood(images, self.iw_samples, generator)
         return {"bpd": bits_per_dim(elbo, dims), "bpd_iw": bits_per_dim(bound, dims)}

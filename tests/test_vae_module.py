@@ -49,7 +49,7 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
                                    for _ in range(n)]).mean()) for k, n in draws.items()}  # fmt: skip
     elbos = []
     for _ in range(60):
-        log_px, kl_dims, _ = module._elbo_parts(images, module.likelihood.discrete_log_prob, rng)
+        log_px, kl_dims, _ = module.elbo_parts(images, module.likelihood.discrete_log_prob, rng)
         elbos.append(float((log_px - kl_dims.sum(1)).mean().detach()))
     # k = 1 is a one-sample ELBO: its mean agrees with the ELBO with the KL in closed form.
     assert means[1] == pytest.approx(sum(elbos) / len(elbos), abs=0.01 * abs(means[1]))
@@ -74,7 +74,7 @@ def test_beta_zero_leaves_the_kl_out_of_the_gradient():
     assert set(terms) == {"recon"} and logs["train/kl_weight"] == 0.0 and float(logs["train/kl"]) > 0
     with_beta_zero = gradients(autoencoder, sum(terms.values()))
     torch.manual_seed(1)  # the same posterior draw
-    log_px, _, _ = autoencoder._elbo_parts(images, autoencoder.likelihood.log_prob)
+    log_px, _, _ = autoencoder.elbo_parts(images, autoencoder.likelihood.log_prob)
     assert torch.equal(with_beta_zero, gradients(autoencoder, -log_px.mean()))
 
     vae = tiny_vae(beta=1.0)
@@ -136,9 +136,9 @@ def test_bad_settings_are_refused_with_their_key(setting, message):
         tiny_vae(**setting)
 
 
-@pytest.mark.parametrize("likelihood", ["gaussian", "discretized_logistic"])
-def test_each_likelihood_trains_and_measures_bits_per_8bit_dimension(cfg_factory, likelihood):
-    cfg = cfg_factory(*FAST_VAE, f"model.likelihood={likelihood}", "trainer.max_epochs=1",
+@pytest.mark.parametrize("likelihood, precision", [("gaussian", "32-true"), ("discretized_logistic", "bf16-mixed")])
+def test_each_likelihood_trains_and_measures_bits_per_8bit_dimension(cfg_factory, likelihood, precision):
+    cfg = cfg_factory(*FAST_VAE, f"model.likelihood={likelihood}", f"precision={precision}", "trainer.max_epochs=1",
                       "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", fast=False)  # fmt: skip
     metrics = train(cfg).metrics
     # Bits per 8-bit dimension: between 0 and the 8 bits of a uniform guess (a fresh model is near the top).
