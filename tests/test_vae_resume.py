@@ -10,8 +10,11 @@ from parti_exp.checkpoints import read_checkpoint
 from parti_exp.train import train
 from parti_exp.vae import VAEModule
 
-RUN = [*FAST_VAE, "trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
-       "trainer.deterministic=true", "model.kl_warmup_steps=5", "callbacks.model_checkpoint.every_n_g_steps=2"]  # fmt: skip
+# A checkpoint every 2 optimizer steps (every_n_g_steps counts them for a module with one optimizer).
+RUN = [
+    *FAST_VAE, "trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
+    "trainer.deterministic=true", "model.kl_warmup_steps=5", "callbacks.model_checkpoint.every_n_g_steps=2",
+]  # fmt: skip
 
 
 def interrupt_after_step(monkeypatch, k: int) -> None:
