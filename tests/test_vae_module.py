@@ -172,3 +172,11 @@ def test_the_guard_stops_or_skips_a_non_finite_vae_step(cfg_factory, tmp_path, m
     assert result.trainer.global_step == 3  # 4 batches, one update skipped: the warm-up did not advance for it
     last = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values() if t.is_floating_point())
+
+
+def test_the_vae_quickstart_composes_a_small_vae_on_16px_digits(cfg_factory):
+    cfg = cfg_factory("experiment=quickstart_vae", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+                      "trainer.limit_val_batches=1", "metrics=none", "model.iw_samples=2", fast=False)  # fmt: skip
+    assert cfg.model.net.width == 32 and cfg.data.img_size == 16 and cfg.trainer.accelerator == "cpu"
+    module = train(cfg).module
+    assert isinstance(module, VAEModule) and module.generate(torch.zeros(1, module.latent_dim)).shape == (1, 1, 16, 16)
