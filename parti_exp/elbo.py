@@ -107,8 +107,11 @@ def free_bits_kl(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:
     return kl_per_dim.mean(0).clamp_min(free_bits).sum()
 
 
-def active_units(mean_sum: torch.Tensor, mean_sq_sum: torch.Tensor, count: int, threshold: float = 1e-2) -> int:
-    """Burda et al.'s active units: latent dimensions i with Cov_x(E_q[z_i | x]) > ``threshold``, from the sums of
-    the posterior means and of their squares over ``count`` images."""
+def active_units(
+    mean_sum: torch.Tensor, mean_sq_sum: torch.Tensor, count: int | torch.Tensor, threshold: float = 1e-2
+) -> torch.Tensor:
+    """Burda et al.'s active units: how many latent dimensions i have Cov_x(E_q[z_i | x]) > ``threshold``, from the
+    sums of the posterior means and of their squares over ``count`` images (a 0-d tensor: reading it waits for the
+    device)."""
     variance = mean_sq_sum / count - (mean_sum / count).pow(2)
-    return int((variance > threshold).sum())
+    return (variance > threshold).sum().float()

@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.plugins.precision import MixedPrecision
 
+from parti_exp.callbacks.schedule import logged_this_step
 from parti_exp.distributed import seed_per_rank
 from parti_exp.elbo import (
     active_units,
@@ -149,7 +150,7 @@ class VAEModule(LightningModule):
             "train/recon": recon.detach(),
             "train/kl": kl.detach(),
             "train/kl_weight": weight,
-            "train/active_units": float(active_units(mean.sum(0), mean.pow(2).sum(0), len(mean), ACTIVE_THRESHOLD)),
+            "train/active_units": active_units(mean.sum(0), mean.pow(2).sum(0), len(mean), ACTIVE_THRESHOLD),
         }
         return terms, logs
 
@@ -161,6 +162,8 @@ class VAEModule(LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._guarded_step(opt, {"loss": loss, **terms})
+        if not logged_this_step(self.trainer):  # a value logged on another step would be collected, then dropped
+            return
         count = images.shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=count)
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=count)
@@ -215,7 +218,7 @@ class VAEModule(LightningModule):
         # Summed over the ranks: the covariance is over the whole validation split.
         sums, squares, seen = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in self._val_moments)
         if seen > 0:
-            self.log("val/active_units", float(active_units(sums, squares, int(seen), ACTIVE_THRESHOLD)))
+            self.log("val/active_units", active_units(sums, squares, seen, ACTIVE_THRESHOLD))
 
     @torch.no_grad()
     def importance_weighted_log_likelihood(

@@ -37,9 +37,9 @@ def vae_run(tmp_path_factory):
 def test_a_vae_run_writes_sample_and_reconstruction_grids_curves_and_checkpoints(vae_run):
     result, run_dir = vae_run
     assert [p.name for p in (run_dir / "samples").iterdir()] == ["epoch_0000.png"]
-    # Rows of 8: originals over reconstructions, 8 images -> 2 rows of 32 px plus padding.
+    # Rows of 8: originals over reconstructions, 8 images of 16 px -> 2 rows, 2 px of padding around each.
     grid = Image.open(run_dir / "reconstructions" / "epoch_0000.png")
-    assert grid.mode == "L" and grid.size == (8 * 34 + 2, 2 * 34 + 2)
+    assert grid.mode == "L" and grid.size == (8 * 18 + 2, 2 * 18 + 2)
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "curves.png").is_file()
     # Tensors and plain data only: sample and evaluate read it with weights_only=True.
     assert torch.serialization.get_unsafe_globals_in_checkpoint(str(run_dir / "checkpoints" / "last.ckpt")) == []
@@ -55,7 +55,7 @@ def test_sample_command_writes_prior_samples_of_a_vae_checkpoint(vae_run, tmp_pa
                  f"paths.root_dir={tmp_path}")  # fmt: skip
     assert sorted(p.name for p in out_dir.iterdir()) == [f"{i:06d}.png" for i in range(6)] + ["grid.png",
                                                                                                "manifest.json"]
-    assert Image.open(out_dir / "000005.png").size == (32, 32)
+    assert Image.open(out_dir / "000005.png").size == (16, 16)  # the digits config's size
     assert "wrote 6 images" in result.stdout
 
 

@@ -94,7 +94,7 @@ def test_kl_warmup_schedule_and_free_bits_and_active_units_by_hand():
     assert float(free_bits_kl(torch.tensor([[0.1, 2.0], [0.3, 1.0]]), 0.5)) == pytest.approx(2.0)
     # Posterior means of 4 images: dimension 0 varies (variance 1.25), dimension 1 barely (variance 1e-4).
     means = torch.tensor([[0.0, 0.01], [1.0, -0.01], [2.0, 0.01], [3.0, -0.01]])
-    assert active_units(means.sum(0), means.pow(2).sum(0), 4) == 1
+    assert float(active_units(means.sum(0), means.pow(2).sum(0), 4)) == 1
 
 
 def test_bad_likelihood_settings_are_refused():

@@ -139,7 +139,8 @@ def test_bad_settings_are_refused_with_their_key(setting, message):
 @pytest.mark.parametrize("likelihood, precision", [("gaussian", "32-true"), ("discretized_logistic", "bf16-mixed")])
 def test_each_likelihood_trains_and_measures_bits_per_8bit_dimension(cfg_factory, likelihood, precision):
     cfg = cfg_factory(*FAST_VAE, f"model.likelihood={likelihood}", f"precision={precision}", "trainer.max_epochs=1",
-                      "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", fast=False)  # fmt: skip
+                      "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1",
+                      fast=False)  # fmt: skip
     metrics = train(cfg).metrics
     # Bits per 8-bit dimension: between 0 and the 8 bits of a uniform guess (a fresh model is near the top).
     assert 0 < metrics["val/bpd_iw"] <= metrics["val/bpd"] + 0.05 < 9
