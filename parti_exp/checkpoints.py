@@ -186,6 +186,7 @@ MUST_MATCH = (
     "model._target_",
     "model.generator._target_",
     "model.discriminator._target_",
+    "model.net._target_",
     "data.img_size",
     "data.channels",
 )

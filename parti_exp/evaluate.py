@@ -1,5 +1,6 @@
 """python -m parti_exp.evaluate ckpt_path=PATH | real_dir=A fake_dir=B: FID / IS / KID, precision / recall /
-density / coverage, printed and in metrics.json."""
+density / coverage, printed and in metrics.json; for a model with a likelihood bound (the VAE), also its bits per
+dimension on the data's validation split (``bpd``, and ``bpd_iw``: the importance-weighted bound)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from parti_exp.console import quiet_library_noise
 from parti_exp.errors import ConfigError
 from parti_exp.instantiate import instantiate
 from parti_exp.job_log import job_log
+from parti_exp.metrics.bits_per_dim import BoundsLikelihood, held_out_bits_per_dim
 from parti_exp.metrics.callback import ImageQualityMetrics
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.generated_images import MakesImagesForMetrics
@@ -70,6 +72,11 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     module = module.to(strategy.root_device)
     callback.prepare(datamodule, strategy)
     values = callback.measure(module, strategy)
+    if isinstance(module, BoundsLikelihood):
+        val_images = datamodule.val_set.images
+        values.update(held_out_bits_per_dim(module, val_images, callback.batch_size))
+        values["bpd_images"] = f"{datamodule.name} val split, {len(val_images)} images"
+        values["bpd_meaning"] = module.bpd_meaning
     return {
         **values,
         "num_fake": callback.num_fake,

@@ -1,6 +1,7 @@
 """What ``python -m parti_exp.sample`` does with a trained GAN besides plain samples: truncated latents,
 interpolation between seeds (frames, a strip and an animated GIF), one sheet row per class, and the
-``manifest.json`` that lets any of these be drawn again.
+``manifest.json`` that lets any of these be drawn again. Plain samples and interpolation serve any
+``LatentImageModel`` (the VAE too); truncation, w space and classes are a GAN's.
 
 Latents of a seed are ``torch.randn(n, latent_dim)`` from a CPU generator seeded with it, drawn in one go (so
 the images do not depend on batch_size or device); the first latent of seed s is the one ``n=1 seed=s`` draws.
@@ -17,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from parti_exp.errors import ConfigError
-from parti_exp.gan import GANModule
 from parti_exp.images import save_captioned_grid, save_each, save_grid, to_uint8
+from parti_exp.latent_models import LatentImageModel
 from parti_exp.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
 
 MANIFEST = "manifest.json"
@@ -26,7 +27,7 @@ MANIFEST = "manifest.json"
 NOT_SETTINGS = ("out_dir", "paths", "hydra", "device", "manifest", "task_name", "classifier_cache_dir")
 
 
-def draw_latents(module: GANModule, n: int, seed: int, psi: float) -> torch.Tensor:
+def draw_latents(module: LatentImageModel, n: int, seed: int, psi: float) -> torch.Tensor:
     """``n`` latents of ``seed`` (n x latent_dim, CPU); for a z-space GAN with ψ < 1 already truncated by BigGAN's
     rule, the redraws coming from the same seeded stream."""
     rng = torch.Generator().manual_seed(seed)
@@ -36,7 +37,7 @@ def draw_latents(module: GANModule, n: int, seed: int, psi: float) -> torch.Tens
     return z
 
 
-def render(module: GANModule, z: torch.Tensor, labels: torch.Tensor | None, psi: float, batch_size: int,
+def render(module: LatentImageModel, z: torch.Tensor, labels: torch.Tensor | None, psi: float, batch_size: int,
            mean_w: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Images (CPU) of latents from ``draw_latents``, in batches; a style generator with ψ < 1 is truncated in w
     toward ``mean_w``."""
@@ -52,12 +53,12 @@ def render(module: GANModule, z: torch.Tensor, labels: torch.Tensor | None, psi:
     return torch.cat(out)
 
 
-def style_mean_w(module: GANModule, psi: float) -> torch.Tensor | None:
+def style_mean_w(module: LatentImageModel, psi: float) -> torch.Tensor | None:
     """The mean w truncation pulls toward, when it is needed (a style generator and ψ < 1)."""
     return module.mean_w().cpu() if psi < 1.0 and module.has_style_space else None
 
 
-def mean_w_note(module: GANModule, psi: float) -> dict | None:
+def mean_w_note(module: LatentImageModel, psi: float) -> dict | None:
     if psi >= 1.0 or not module.has_style_space:
         return None
     return {"latents": MEAN_W_LATENTS, "seed": MEAN_W_SEED, "stored": False,
@@ -78,7 +79,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return ((torch.sin((1 - t) * omega) * a64 + torch.sin(t * omega) * b64) / torch.sin(omega)).to(a.dtype)
 
 
-def interpolate(module: GANModule, cfg: DictConfig, psi: float, out_dir: Path) -> tuple[list[Path], dict]:
+def interpolate(module: LatentImageModel, cfg: DictConfig, psi: float, out_dir: Path) -> tuple[list[Path], dict]:
     """``cfg.steps`` frames from each seed to the next (the shared endpoint drawn once): spherical in z, linear in
     w for a style generator; a conditional model draws one fixed class or moves its class embedding linearly from
     each seed's class to the next."""
@@ -128,12 +129,12 @@ def interpolate(module: GANModule, cfg: DictConfig, psi: float, out_dir: Path) -
     return paths, {"frames": len(frames), "mean_w": mean_w_note(module, psi)}
 
 
-def interpolation_classes(module: GANModule, cfg: DictConfig, num_seeds: int) -> torch.Tensor | None:
+def interpolation_classes(module: LatentImageModel, cfg: DictConfig, num_seeds: int) -> torch.Tensor | None:
     """One-hot class weights per seed (num_seeds x num_classes), or None for an unconditional model."""
     num_classes = module.num_classes
     if num_classes is None:
         if cfg.classes is not None:
-            raise ConfigError(f"classes={cfg.classes}: {type(module.generator).__name__} is unconditional; "
+            raise ConfigError(f"classes={cfg.classes}: {type(module).__name__} is unconditional; "
                               "drop classes= to interpolate its latents")  # fmt: skip
         return None
     classes = list(cfg.classes) if cfg.classes is not None else [0]
@@ -161,12 +162,12 @@ def save_gif(frames: torch.Tensor, path: Path, frame_ms: int) -> Path:
     return path
 
 
-def class_sheets(module: GANModule, cfg: DictConfig, psi: float, out_dir: Path) -> tuple[list[Path], dict]:
+def class_sheets(module: LatentImageModel, cfg: DictConfig, psi: float, out_dir: Path) -> tuple[list[Path], dict]:
     """``cfg.n_per_class`` images of each class in its own folder (``class_003/``) and one row per class in
     grid.png; every row uses the same latents, so a column shows one z across the classes."""
     num_classes = module.num_classes
     if num_classes is None:
-        raise ConfigError(f"mode=classes draws one row per class: {type(module.generator).__name__} is unconditional; "
+        raise ConfigError(f"mode=classes draws one row per class: {type(module).__name__} is unconditional; "
                           "use a class-conditional checkpoint (model=cgan_pd) or mode=sample")  # fmt: skip
     if cfg.n_per_class < 1:
         raise ConfigError(f"n_per_class={cfg.n_per_class} must be >= 1, e.g. n_per_class=16")

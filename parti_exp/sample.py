@@ -5,10 +5,10 @@ PNGs per prompt and grid.png with each prompt above its row; ``n_candidates=k`` 
 as scored by the contrastive scorer at ``scorer_ckpt`` (any data) or, without it, by the held-out digit classifier
 (labelled data).
 
-With a GAN checkpoint (``parti_exp.gan_tools``): ``truncation=0.7`` trades diversity for fidelity;
-``mode=interpolate seeds=[1,2,3] steps=16`` writes frames/, strip.png and interpolation.gif; ``mode=classes
-n_per_class=16`` writes one folder and one grid row per class. Every run writes manifest.json beside its images;
-``manifest=<that file> out_dir=DIR`` draws the same images again."""
+With a GAN or VAE checkpoint (``parti_exp.gan_tools``): ``mode=interpolate seeds=[1,2,3] steps=16`` writes frames/,
+strip.png and interpolation.gif; GANs also take ``truncation=0.7`` (diversity traded for fidelity) and, when
+class-conditional, ``mode=classes n_per_class=16`` (one folder and one grid row per class). Every run writes
+manifest.json beside its images; ``manifest=<that file> out_dir=DIR`` draws the same images again."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from parti_exp.gan_tools import (
 from parti_exp.images import save_captioned_grid, save_each, save_grid
 from parti_exp.instantiate import instantiate
 from parti_exp.job_log import job_log
+from parti_exp.latent_models import LatentImageModel
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.parti.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
@@ -85,10 +86,13 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
         raise ConfigError(f"{cfg.ckpt_path} is a contrastive scorer (model=contrastive): it scores images, it does "
                           "not make them; pass it as scorer_ckpt= with a text-to-image ckpt_path and "
                           "n_candidates > 1")  # fmt: skip
-    if not isinstance(module, GANModule):
+    if not isinstance(module, LatentImageModel):
         raise ConfigError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint (model=vqgan: an image tokenizer): "
                           "it reconstructs images, it does not sample them; train model=parti with "
                           "model.tokenizer_ckpt pointing at it")  # fmt: skip
+    if psi < 1.0 and not isinstance(module, GANModule):
+        raise ConfigError(f"truncation={cfg.truncation} is the GANs' truncation trick; {cfg.ckpt_path} is a "
+                          f"{type(module).__name__}, which samples its prior as it is: drop truncation=")  # fmt: skip
     if cfg.mode == "interpolate":
         paths, details = interpolate(module, cfg, psi, out_dir)
     elif cfg.mode == "classes":
@@ -99,7 +103,7 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     return paths
 
 
-def sample_gan(module: GANModule, train_cfg: DictConfig, cfg: DictConfig, psi: float, out_dir: Path
+def sample_gan(module: LatentImageModel, train_cfg: DictConfig, cfg: DictConfig, psi: float, out_dir: Path
                ) -> tuple[list[Path], dict]:  # fmt: skip
     """``cfg.n`` images, the classes cycled for a conditional model, and grid.png."""
     num_classes = int(train_cfg.data.get("num_classes") or 1)

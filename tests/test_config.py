@@ -12,9 +12,10 @@ from parti_exp import CONF_DIR
 from parti_exp.builders import build_module
 from parti_exp.gan import AdversarialModule
 
-# Every adversarial model; model=parti is a Transformer over a trained tokenizer and model=contrastive a scorer, with
-# no loss group (tests/parti/ builds them). `_gan` and `_text_tokenizer` are bases models inherit, not models.
-NOT_ADVERSARIAL = ("parti", "contrastive")
+# Every adversarial model; model=parti is a Transformer over a trained tokenizer, model=contrastive a scorer and
+# model=vae a likelihood model, with no loss group (tests/parti/ and tests/test_vae_*.py build them). `_gan` and
+# `_text_tokenizer` are bases models inherit, not models.
+NOT_ADVERSARIAL = ("parti", "contrastive", "vae")
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("[!_]*.yaml") if p.stem not in NOT_ADVERSARIAL)
 LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
 LOSS_CLASS = {

@@ -1,4 +1,4 @@
-"""A grid of samples from one fixed noise batch, saved every N epochs.
+"""A grid of samples from one fixed noise batch, saved every N epochs (GANs and the VAE).
 
 Fixed latents make epochs comparable: the same cell of the grid shows how one z evolves. With ``truncation=ψ``
 a second grid of the same latents truncated (``parti_exp.truncation``) is written next to it as
@@ -13,7 +13,9 @@ from lightning.pytorch import LightningModule, Trainer
 from parti_exp.callbacks.epoch_grid import EpochGrid
 from parti_exp.callbacks.schedule import due_this_epoch
 from parti_exp.data.base import ImageDataModule
+from parti_exp.errors import ConfigError
 from parti_exp.gan import GANModule
+from parti_exp.latent_models import LatentImageModel
 from parti_exp.truncation import check_truncation
 
 
@@ -37,9 +39,12 @@ class SampleGrid(EpochGrid):
         self.labels: torch.Tensor | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if not isinstance(pl_module, GANModule):
-            raise TypeError(f"sample_grid draws a GAN's samples from fixed latents; {type(pl_module).__name__} has "
-                            "no latents: set callbacks.sample_grid=null")  # fmt: skip
+        if not isinstance(pl_module, LatentImageModel):
+            raise TypeError(f"sample_grid draws samples from fixed latents (GANs, VAEs); {type(pl_module).__name__} "
+                            "has no latents: set callbacks.sample_grid=null")  # fmt: skip
+        if self.truncation is not None and not isinstance(pl_module, GANModule):
+            raise ConfigError(f"callbacks.sample_grid.truncation is the GANs' truncation trick; "
+                              f"{type(pl_module).__name__} draws from its prior as it is: set it to null")  # fmt: skip
         if self.latents is None:
             # Drawn from a private generator so the global RNG stream, and thus training, is unaffected.
             rng = torch.Generator().manual_seed(self.seed)

@@ -13,6 +13,9 @@ The roles a net can play, as the modules that train them call them:
 - an image tokenizer (``ImageTokenizer``): an autoencoder with a quantised bottleneck, ``encode(images)`` ->
   ``B x h x w`` code indices on a ``token_grid`` of ``codebook_size`` codes, ``decode(indices)`` -> images, and
   ``forward(images, labels=None)`` -> ``(reconstructions, Quantized)`` for training (the VQGAN);
+- a variational autoencoder (``VariationalAutoencoder``): ``latent_dim``, ``encode(images)`` -> the mean and
+  log-variance of a diagonal Gaussian posterior (``B x latent_dim`` each), ``decode(z)`` -> the parameters of
+  p(x | z) per pixel, which the VAE's likelihood reads (``vae.py``);
 - an image embedder (``ImageEmbedder``): ``forward(images)`` -> ``B x dim`` features of ``channels x img_size x
   img_size`` images, the image tower of the contrastive scorer (``image_encoder.py``).
 
@@ -67,3 +70,12 @@ class ImageEmbedder(Protocol):
     dim: int
 
     def forward(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class VariationalAutoencoder(Protocol):
+    latent_dim: int
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
