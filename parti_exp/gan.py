@@ -34,7 +34,7 @@ from parti_exp.distributed import seed_per_rank
 from parti_exp.ema import EMA
 from parti_exp.errors import ConfigError
 from parti_exp.eval_mode import eval_mode
-from parti_exp.guard import NonFiniteGuard
+from parti_exp.guard import NonFiniteGuard, guarded_step
 from parti_exp.losses import AdversarialLoss
 from parti_exp.nets import ClassMixingGenerator, ImageGenerator, StyleGenerator
 from parti_exp.regularizers import Regularizer
@@ -249,22 +249,14 @@ class AdversarialModule(LightningModule):
 
     def _clipped_step(self, opt, net: str, step: int, loss_parts: dict, module: nn.Module) -> None:
         """Clip, step the optimizer and its schedule, unless the guard finds a non-finite loss or gradient."""
-        if self.guard is not None:
-            parameters = module.parameters()
-            if self._loss_scale() != 1.0:
-                # Under fp16 loss scaling an overflowing gradient is routine, and so is a penalty taken from one:
-                # the scaler skips such a step itself. Only the unscaled loss terms are the guard's to judge.
-                parameters = ()
-                loss_parts = {name: part for name, part in loss_parts.items() if name not in self.regularizers}
-            if not self.guard.allows_step(net, step, loss_parts, parameters):
-                opt.zero_grad(set_to_none=True)
-                self.log("train/skipped_steps", float(self.guard.skipped))
-                return
-        # Trainer(gradient_clip_val=...) is refused under manual optimization; clip here instead.
-        if self.grad_clip_val is not None:
-            self.clip_gradients(opt, gradient_clip_val=self.grad_clip_val, gradient_clip_algorithm="norm")
-        opt.step()
-        self._step_scheduler(opt)
+        parameters = module.parameters()
+        if self.guard is not None and self._loss_scale() != 1.0:
+            # Under fp16 loss scaling an overflowing gradient is routine, and so is a penalty taken from one:
+            # the scaler skips such a step itself. Only the unscaled loss terms are the guard's to judge.
+            parameters = ()
+            loss_parts = {name: part for name, part in loss_parts.items() if name not in self.regularizers}
+        if guarded_step(self, opt, self.guard, net, step, loss_parts, parameters, self.grad_clip_val):
+            self._step_scheduler(opt)
 
     def _step_scheduler(self, opt) -> None:
         for config in self.trainer.lr_scheduler_configs:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 
 import torch
+from lightning.pytorch import LightningModule
 
 from parti_exp.errors import UserError
 
@@ -59,3 +60,26 @@ class NonFiniteGuard:
         self.skipped += 1
         log.warning("%s: step skipped (%d skipped so far)", message, self.skipped)
         return False
+
+
+def guarded_step(
+    module: LightningModule,
+    opt,
+    guard: NonFiniteGuard | None,
+    net: str,
+    step: int,
+    loss_parts: Mapping[str, torch.Tensor],
+    parameters: Iterable[torch.nn.Parameter],
+    grad_clip_val: float | None,
+) -> bool:
+    """Clip and step ``opt`` (a manual-optimization module's optimizer), unless ``guard`` finds a non-finite loss or
+    gradient; False when the step was not taken."""
+    if guard is not None and not guard.allows_step(net, step, loss_parts, parameters):
+        opt.zero_grad(set_to_none=True)
+        module.log("train/skipped_steps", float(guard.skipped))
+        return False
+    # Trainer(gradient_clip_val=...) is refused under manual optimization; clip here instead.
+    if grad_clip_val is not None:
+        module.clip_gradients(opt, gradient_clip_val=grad_clip_val, gradient_clip_algorithm="norm")
+    opt.step()
+    return True

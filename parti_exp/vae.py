@@ -38,7 +38,7 @@ from parti_exp.elbo import (
 )
 from parti_exp.errors import ConfigError
 from parti_exp.eval_mode import eval_mode
-from parti_exp.guard import NonFiniteGuard
+from parti_exp.guard import NonFiniteGuard, guarded_step
 from parti_exp.nets import VariationalAutoencoder
 from parti_exp.pixel_likelihood import PixelLikelihood
 
@@ -170,20 +170,12 @@ class VAEModule(LightningModule):
 
     def _guarded_step(self, opt, loss_parts: dict[str, torch.Tensor]) -> None:
         """Clip and step, unless the guard finds a non-finite loss or gradient (as the GAN loop's steps)."""
-        if self.guard is not None:
-            # Under fp16 loss scaling an overflowing gradient is routine and the scaler skips that step itself:
-            # only the loss is the guard's to judge then.
-            plugin = self.trainer.precision_plugin
-            scaled = isinstance(plugin, MixedPrecision) and plugin.scaler is not None and plugin.scaler.is_enabled()
-            parameters = () if scaled else self.net.parameters()
-            if not self.guard.allows_step("VAE", self.trainer.global_step, loss_parts, parameters):
-                opt.zero_grad(set_to_none=True)
-                self.log("train/skipped_steps", float(self.guard.skipped))
-                return
-        if self.grad_clip_val is not None:
-            # Trainer(gradient_clip_val=...) is refused under manual optimization.
-            self.clip_gradients(opt, gradient_clip_val=self.grad_clip_val, gradient_clip_algorithm="norm")
-        opt.step()
+        # Under fp16 loss scaling an overflowing gradient is routine and the scaler skips that step itself: only the
+        # loss is the guard's to judge then.
+        plugin = self.trainer.precision_plugin
+        scaled = isinstance(plugin, MixedPrecision) and plugin.scaler is not None and plugin.scaler.is_enabled()
+        parameters = () if scaled else self.net.parameters()
+        guarded_step(self, opt, self.guard, "VAE", self.trainer.global_step, loss_parts, parameters, self.grad_clip_val)
 
     def on_validation_epoch_start(self) -> None:
         # A private stream: measuring does not move training's random draws, and the same weights give the same bpd.
