@@ -85,7 +85,7 @@ def main() -> None:
         )
     print(f"machine: {describe_machine()}")
     print(
-        f"model={args.model} on digits 32 px, batch 64, {args.steps} timed steps after {args.warmup}, "
+        f"model={args.model} on digits (data.img_size and batch of the composed config), {args.steps} timed steps after {args.warmup}, "
         f"median of {args.repeats} interleaved runs"
     )
     for name, seconds in results.items():

@@ -52,6 +52,7 @@ def framework_step_time(overrides: list[str], steps: int, warmup: int, workdir: 
         "trainer.max_epochs=1",
         "~logger",
         "~callbacks",
+        "metrics=none",
         fast=False,
     )
     timer = StepTimer(warmup)
