@@ -85,8 +85,8 @@ def main() -> None:
         )
     print(f"machine: {describe_machine()}")
     print(
-        f"model={args.model} on digits (data.img_size and batch of the composed config), {args.steps} timed steps after {args.warmup}, "
-        f"median of {args.repeats} interleaved runs"
+        f"model={args.model} on digits (data.img_size and batch of the composed config), {args.steps} timed steps "
+        f"after {args.warmup}, median of {args.repeats} interleaved runs"
     )
     for name, seconds in results.items():
         print(f"{name:>10}: {seconds * 1000:8.1f} ms/step")
