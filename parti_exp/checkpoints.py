@@ -87,12 +87,17 @@ def load_checkpoint_file(source: str | Path | IO[bytes], key: str = "ckpt_path",
         raise BadCheckpointError(f"{key}={name} is not a readable PyTorch checkpoint: {error}") from error
 
 
+def require_checkpoint_file(path: str | Path, key: str = "ckpt_path") -> None:
+    """MissingInputError unless ``path`` is a file; ``key`` names the setting it came from."""
+    if not Path(path).is_file():
+        raise MissingInputError(f"{key}={path} does not exist (or is not a file)")
+
+
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     """Read a parti_exp checkpoint on the CPU, with a clear error for anything else; ``key`` names the setting the
     path came from in error messages. Its stored config is checked before anyone builds from it."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"{key}={path} does not exist (or is not a file)")
+    require_checkpoint_file(path, key)
     # Memory-mapped: checks that read only the stored config (a resume's) do not read every tensor.
     checkpoint = load_checkpoint_file(path, key, mmap=True)
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint, require_checkpoint_file
 from parti_exp.console import quiet_library_noise
 from parti_exp.data.caption_source import LabelCaptions
 from parti_exp.errors import ConfigError
@@ -42,6 +42,7 @@ from parti_exp.instantiate import instantiate
 from parti_exp.job_log import job_log
 from parti_exp.latent_models import LatentImageModel
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.missing_inputs import MissingInputs
 from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.parti.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.parti.sampling import SamplingConfig
@@ -65,6 +66,12 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     if cfg.mode not in MODES:
         raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(MODES)}")
     psi = check_truncation(cfg.truncation)
+    # Every checkpoint the command reads, before any is loaded: the missing ones in one message
+    missing = MissingInputs()
+    for key in ("ckpt_path", "scorer_ckpt"):
+        if cfg.get(key):
+            missing.check(require_checkpoint_file, cfg[key], key)
+    missing.raise_if_any()
     with trusting_checkpoints(cfg.trust_checkpoint):
         checkpoint = read_checkpoint(cfg.ckpt_path)
         module, train_cfg = module_from_checkpoint(checkpoint)

@@ -39,3 +39,15 @@ def test_an_unwritable_cache_is_reported_with_the_missing_inputs(tmp_path):
     assert "2 inputs this run needs are missing" in result.stderr
     assert str(data) in result.stderr
     assert f"data.cache_dir={blocked / 'cache'}: {blocked} is a file, not a folder" in result.stderr
+
+
+def test_sample_names_every_missing_checkpoint_at_once(tmp_path):
+    ckpt, scorer = tmp_path / "no_run" / "last.ckpt", tmp_path / "no_scorer.ckpt"
+    result = run_entry_point(
+        "parti_exp.sample", f"ckpt_path={ckpt}", f"scorer_ckpt={scorer}", "prompts=[\"a seven\"]", "n_candidates=2",
+        f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "2 inputs this run needs are missing" in result.stderr
+    assert f"ckpt_path={ckpt} does not exist" in result.stderr
+    assert f"scorer_ckpt={scorer} does not exist" in result.stderr
