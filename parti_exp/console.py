@@ -31,3 +31,10 @@ def quiet_library_noise() -> None:
     rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _DropMessagesStartingWith) for f in rank_zero_log.filters):
         rank_zero_log.addFilter(_DropMessagesStartingWith(LITLOGGER_TIP))
+
+
+def expect_frozen_modules(count: int) -> None:
+    """Silence Lightning's "Found N module(s) in eval mode at the start of training" for exactly ``count`` modules:
+    a model calls it with the number of modules it keeps frozen in eval mode on purpose (a stage-1 tokenizer). A
+    module left in eval mode by mistake changes the count, and the warning shows."""
+    warnings.filterwarnings("ignore", message=rf"Found {count} module\(s\) in eval mode at the start of training")

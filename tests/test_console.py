@@ -29,3 +29,23 @@ def test_a_run_prints_no_library_noise_but_keeps_real_warnings(tmp_path, trainer
     # A warning about the user's own settings (1 batch per epoch, logging every 10 steps) still shows.
     assert "smaller than the logging interval" in output
     assert "`Trainer.fit` stopped: `max_epochs=1` reached." in output
+
+
+def test_the_eval_mode_warning_is_silenced_only_for_the_expected_count_of_frozen_modules():
+    import warnings
+
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    from parti_exp.console import expect_frozen_modules
+
+    def fit_start_warning(count: int) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            expect_frozen_modules(75)
+            rank_zero_warn(f"Found {count} module(s) in eval mode at the start of training. This may lead to ...")
+        return [str(w.message) for w in caught]
+
+    assert fit_start_warning(75) == []
+    # One more module in eval mode than the model keeps frozen: the user's mistake still shows.
+    assert fit_start_warning(76) == ["Found 76 module(s) in eval mode at the start of training. This may lead to ..."]
+    assert len(fit_start_warning(175)) == 1

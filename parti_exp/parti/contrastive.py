@@ -29,6 +29,7 @@ from parti_exp.metrics.text_image import ids_by_caption, r_precision, retrieval_
 from parti_exp.nets import ImageEmbedder
 from parti_exp.parti.captioned_module import CaptionedModule
 from parti_exp.parti.dual_encoder import DualEncoder, PooledTextEncoder
+from parti_exp.parti.hard_negatives import WordOrderNegatives
 from parti_exp.parti.info_nce import symmetric_info_nce
 
 TextEncoderFactory = Callable[..., PooledTextEncoder]
@@ -48,10 +49,13 @@ class ContrastiveModule(CaptionedModule):
         max_logit_scale: float = 100.0,
         r_precision_distractors: int = 99,
         val_seed: int = 0,
+        hard_negatives: dict | None = None,
     ) -> None:
         """``image_encoder``: an ``ImageEmbedder`` for the data's images; ``text_encoder``: a partial
         ``PooledTextEncoder`` (its vocabulary and length come from the text tokenizer). ``val_seed`` draws the
-        R-precision distractors, the same ones every epoch."""
+        R-precision distractors, the same ones every epoch. ``hard_negatives``: ``{enabled, mirrors}``; enabled, each
+        image is also ranked against a false caption made from its own (``WordOrderNegatives``, NegCLIP), so that
+        word order and relation words count."""
         if not isinstance(image_encoder, ImageEmbedder):
             raise TypeError(f"model.image_encoder must embed images (img_size, channels, dim and forward(images) -> "
                             f"B x dim, like parti_exp.nets.image_encoder.ImageEncoder), got "
@@ -64,6 +68,10 @@ class ContrastiveModule(CaptionedModule):
         self.optimizer_factory = optimizer
         self.r_precision_distractors = r_precision_distractors
         self.val_seed = val_seed
+        settings = dict(hard_negatives or {})
+        if set(settings) - {"enabled", "mirrors"}:
+            raise ConfigError(f"model.hard_negatives takes enabled and mirrors, got {sorted(settings)}")
+        self.hard_negatives = WordOrderNegatives(settings.get("mirrors", ())) if settings.get("enabled") else None
         # (image embeddings, text embeddings, captions) of each validation batch, ranked together at the epoch end.
         self._val_batches: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
 
@@ -94,9 +102,17 @@ class ContrastiveModule(CaptionedModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        image_embeddings, text_embeddings = self._pair_embeddings(images, self.captions.draw(labels))
+        captions = self.captions.draw(labels)
+        image_embeddings, text_embeddings = self._pair_embeddings(images, captions)
         scale = self.dual_encoder.logit_scale.exp()
-        loss = symmetric_info_nce(image_embeddings, text_embeddings, scale)
+        negatives, has_negative = None, None
+        if self.hard_negatives is not None:
+            false_captions = self.hard_negatives(captions)
+            has_negative = torch.tensor([caption is not None for caption in false_captions], device=self.device)
+            # A caption without a hard negative still takes a row (masked out of the loss): the batch keeps its shape.
+            ids, mask = self.encode_captions([caption or "" for caption in false_captions])
+            negatives = self.dual_encoder.embed_text(ids, mask)
+        loss = symmetric_info_nce(image_embeddings, text_embeddings, scale, negatives, has_negative)
         self.log("train/contrastive_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(images))
         self.log("train/logit_scale", scale.detach(), on_step=True, on_epoch=False, batch_size=len(images))
         return loss

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from parti_exp.checkpoints import MODEL_EXTRAS_KEY, load_net
+from parti_exp.console import expect_frozen_modules
 from parti_exp.data.label_captions import captioner_for
 from parti_exp.distributed import seed_per_rank
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
@@ -123,6 +124,7 @@ class TextToImageModule(CaptionedModule):
 
     def on_fit_start(self) -> None:
         seed_per_rank(self.trainer)
+        expect_frozen_modules(sum(1 for _ in self.image_tokenizer.modules()))
 
     def compile_nets(self) -> None:
         """torch.compile the Transformer (the frozen tokenizer runs once per batch and stays eager)."""

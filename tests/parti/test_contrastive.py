@@ -204,6 +204,14 @@ def test_bad_settings_are_named(tmp_path):
         build_module(compose_train(tmp_path, *CONTRASTIVE, "model.text_encoder.pool=max", fast=False))
     with pytest.raises(ValueError, match="model.r_precision_distractors must be an integer >= 1, got 0"):
         build_module(compose_train(tmp_path, *CONTRASTIVE, "model.r_precision_distractors=0", fast=False))
+    with pytest.raises(ValueError, match=r"model.hard_negatives takes enabled and mirrors, got \['enable', "):
+        build_module(compose_train(tmp_path, *CONTRASTIVE, "+model.hard_negatives.enable=true", fast=False))
+    with pytest.raises(ValueError, match="model.hard_negatives.mirrors: each entry is two single words"):
+        build_module(compose_train(tmp_path, *CONTRASTIVE, "model.hard_negatives.enabled=true",
+                                   "model.hard_negatives.mirrors=[[left]]", fast=False))  # fmt: skip
+    assert build_module(compose_train(tmp_path, *CONTRASTIVE, fast=False)).hard_negatives is None  # off by default
+    scenes = build_module(compose_train(tmp_path, "experiment=contrastive_scenes", fast=False))
+    assert scenes.hard_negatives.edits("a 3 over a 7") == ["a 7 over a 3", "a 3 under a 7"]
 
 
 def test_the_default_command_composes_without_image_metrics(tmp_path):

@@ -1,0 +1,83 @@
+"""Scene accuracy of a digit-scenes text-to-image checkpoint (experiment=parti_scenes), per category, for seen and
+held-out content, at several guidance scales and numbers of candidates reranked by a contrastive scorer
+(experiment=contrastive_scenes), as Parti samples: guidance, then the best of k by the scorer.
+
+    python scripts/bench_scenes.py CKPT [--scorer SCORER_CKPT] [--guidance 1,2,3] [--candidates 1,4,8]
+
+The prompts and the reader are those of the training callback (callbacks.scene_accuracy: 5 seen contents per
+category and every held-out one, 2 phrasings each, ``--per-prompt`` samples each). The baseline of each line is the
+reader on real validation scenes (printed first), the ceiling any model can reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from parti_exp.callbacks.scene_accuracy import score_scenes
+from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.data.base import to_signed_unit
+from parti_exp.data.scene_spec import CATEGORIES, ScenePrompt
+from parti_exp.instantiate import instantiate
+from parti_exp.metrics.scene_reader import load_scene_reader
+from parti_exp.parti.contrastive import load_contrastive
+from parti_exp.parti.rerank import ContrastiveScorer, sample_reranked
+
+
+def row(name: str, results: dict[str, float]) -> str:
+    seen = " ".join(f"{results.get(f'scene_accuracy_{c}', float('nan')):5.2f}" for c in CATEGORIES)
+    held = " ".join(f"{results.get(f'scene_accuracy_heldout_{c}', float('nan')):5.2f}" for c in CATEGORIES[1:])
+    return (f"{name:>24}  seen {results['scene_accuracy']:5.3f} ({seen})  "
+            f"held out {results.get('scene_accuracy_heldout', float('nan')):5.3f} ({held})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt", type=Path)
+    parser.add_argument("--scorer", type=Path, help="a model=contrastive checkpoint on the same scenes")
+    parser.add_argument("--guidance", default="1,2,3", help="comma-separated guidance scales")
+    parser.add_argument("--candidates", default="1,8", help="comma-separated candidate counts (needs --scorer > 1)")
+    parser.add_argument("--per-prompt", type=int, default=10)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where the reader's cache lives")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    module, cfg = module_from_checkpoint(read_checkpoint(args.ckpt))
+    module.eval()
+    scorer = ContrastiveScorer(load_contrastive(args.scorer)) if args.scorer else None
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    reader = load_scene_reader(datamodule.digits, args.data_dir / ".cache" / "metrics", module.device)
+    prompts = datamodule.evaluation_prompts(5, 2, args.seed)
+
+    print(f"{len(prompts)} prompts x {args.per_prompt} samples; categories: {', '.join(CATEGORIES)} "
+          f"(held out: {', '.join(CATEGORIES[1:])})")  # fmt: skip
+    # The ceiling: the reader on the real validation scenes, as if they were samples of their own content.
+    scenes = datamodule.scenes["val"]
+    real = to_signed_unit(torch.from_numpy(np.asarray(datamodule.load_split("val").images)))
+    truth = [ScenePrompt("", spec, bool(held)) for spec, held in zip(scenes.specs, scenes.held_out)]
+    print(row("real scenes", score_scenes(truth, reader.read(real))))
+    for guidance in (float(value) for value in args.guidance.split(",")):
+        sampling = dataclasses.replace(module.sampling, guidance_scale=guidance)
+        for candidates in (int(value) for value in args.candidates.split(",")):
+            if candidates > 1 and scorer is None:
+                continue
+            generator = torch.Generator(module.device).manual_seed(args.seed)
+            start = time.perf_counter()
+            read, repeated = [], []
+            for prompt in prompts:
+                images, _ = sample_reranked(module, prompt.text, args.per_prompt, candidates, scorer, sampling,
+                                            generator)  # fmt: skip
+                read.append(reader.read(images))
+                repeated += [prompt] * args.per_prompt
+            results = score_scenes(repeated, torch.cat(read))
+            name = f"guidance {guidance:g}, best of {candidates}"
+            print(row(name, results) + f"  [{time.perf_counter() - start:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
