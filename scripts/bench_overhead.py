@@ -72,6 +72,8 @@ def main() -> None:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "trainer.enable_checkpointing=false",
+        # The hand loop runs on PyTorch's threads; `auto` would pick fewer when other work holds a core.
+        f"trainer.cpu_threads={torch.get_num_threads()}",
         *args.overrides,
     ]
     with tempfile.TemporaryDirectory() as tmp:
