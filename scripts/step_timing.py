@@ -60,14 +60,19 @@ def framework_step_time(overrides: list[str], steps: int, warmup: int, workdir: 
     return timer.seconds_per_step
 
 
-def interleaved_medians(runners: dict[str, callable], repeats: int) -> dict[str, float]:
+def interleaved_runs(runners: dict[str, callable], repeats: int) -> dict[str, list[float]]:
     """Run each measurement `repeats` times, interleaved (A B A B ...) so that load from other processes
-    falls on all of them alike; return the median of each."""
+    falls on all of them alike; return every value of each."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
             times[name].append(run())
-    return {name: median(values) for name, values in times.items()}
+    return times
+
+
+def interleaved_medians(runners: dict[str, callable], repeats: int) -> dict[str, float]:
+    """The median of each measurement over `repeats` interleaved runs (``interleaved_runs``)."""
+    return {name: median(values) for name, values in interleaved_runs(runners, repeats).items()}
 
 
 def describe_machine() -> str:
