@@ -34,7 +34,7 @@ PARTI = FIXTURES / "parti_digits_8d791b7.ckpt"  # a real model=parti checkpoint
 
 
 class RunsShell:
-    """Pickles as a call of os.system: unpickling it runs the command (the attack of the issue)."""
+    """Pickles as a call of os.system: unpickling it runs the command (the attack this guards against)."""
 
     def __init__(self, command: str) -> None:
         self.command = command
