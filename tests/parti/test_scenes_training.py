@@ -24,10 +24,12 @@ def test_both_presets_run_and_stage_two_logs_scene_accuracy(tmp_path, scene_read
         "trainer.limit_train_batches=2", "model.transformer.dim=32", "model.transformer.encoder_depth=1",
         "model.transformer.decoder_depth=1", "model.transformer.heads=2", "callbacks.prompt_grid.per_prompt=2",
         f"callbacks.scene_accuracy.cache_dir={scene_reader_cache}", "callbacks.scene_accuracy.per_prompt=1",
+        "callbacks.scene_accuracy.every_n_epochs=1",
         "callbacks.scene_accuracy.specs_per_category=1", "callbacks.scene_accuracy.phrasings=1", fast=False,
     ))  # fmt: skip
     logged = run.trainer.callback_metrics
     assert run.module.image_tokenizer.token_grid == (8, 8)
+    assert run.module.sampling.guidance_scale == 2.0  # the preset's: 3 leaves strokes in empty cells
     for guidance in ("", "_unguided"):
         for group in ("", "_heldout"):
             for category in ("", "_count", "_left_right", "_above_below"):
