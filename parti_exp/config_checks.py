@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from parti_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), as oneDNN reports it. Without it every
+    bf16 convolution is emulated: a DCGAN step measured 23x slower than in float32 on an AVX2 CPU."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True  # unknown: say nothing rather than warn wrongly
 
 
 def check_train_config(cfg: DictConfig) -> None:
@@ -24,5 +37,12 @@ def check_train_config(cfg: DictConfig) -> None:
         # Lightning would silently run bf16 instead, so the run would not be what was asked for.
         raise ConfigError(
             f"precision={precision} needs a CUDA GPU (float16 autocast with loss scaling), but this run is on the "
-            "CPU. Use precision=bf16-mixed on the CPU, or precision=32-true"
+            "CPU. Use precision=32-true on the CPU (or bf16-mixed where the CPU has native bfloat16)"
         )
+    if precision.startswith("bf16") and on_cpu and not cpu_has_native_bf16():
+        log.warning(
+            "precision=%s on a CPU without native bfloat16 (%s, no AVX512-BF16 or AMX): every bf16 convolution is "
+            "emulated, and a DCGAN step measured 23x slower than with precision=32-true on such a CPU. Use "
+            "precision=32-true here; bf16 pays off on GPUs and on CPUs that have it", precision,
+            torch.backends.cpu.get_cpu_capability(),
+        )  # fmt: skip

@@ -23,8 +23,13 @@ from parti_exp.builders import build_datamodule, build_module
 from parti_exp.data.base import to_signed_unit
 
 
-def hand_loop_step_time(overrides: list[str], steps: int, warmup: int, workdir: Path) -> float:
-    """The same training as GANModule.training_step, written out as a plain loop."""
+def forward_precision(bf16: bool) -> torch.autocast:
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
+def hand_loop_step_time(overrides: list[str], steps: int, warmup: int, workdir: Path, bf16: bool = False) -> float:
+    """The same training as GANModule.training_step, written out as a plain loop; ``bf16``: forward passes and losses
+    under bf16 autocast, as a hand-written mixed-precision loop does it."""
     cfg = compose_train(workdir, *overrides, fast=False)
     seed_everything(cfg.seed)
     datamodule, module = build_datamodule(cfg), build_module(cfg)
@@ -40,18 +45,20 @@ def hand_loop_step_time(overrides: list[str], steps: int, warmup: int, workdir: 
         images, labels = next(loader)
         real = to_signed_unit(images)
         g_turn = (step + 1) % n_critic == 0
-        with torch.set_grad_enabled(g_turn):
+        with torch.set_grad_enabled(g_turn), forward_precision(bf16):
             fake = G(torch.randn(real.shape[0], G.latent_dim), labels)
-        d_loss = loss.d_loss(D(real, labels), D(fake.detach(), labels))
-        for regularizer in regularizers.values():
-            d_loss = d_loss + regularizer(lambda x, y=labels: D(x, y), real, fake)
+        with forward_precision(bf16):
+            d_loss = loss.d_loss(D(real, labels), D(fake.detach(), labels))
+            for regularizer in regularizers.values():
+                d_loss = d_loss + regularizer(lambda x, y=labels: D(x, y), real, fake)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         if g_turn:
             for p in D.parameters():
                 p.requires_grad_(False)
-            g_loss = loss.g_loss(D(fake, labels))
+            with forward_precision(bf16):
+                g_loss = loss.g_loss(D(fake, labels))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()

@@ -1,9 +1,11 @@
 """Step time of DCGAN under the GANModule at precision 32-true vs bf16-mixed, and with compile=true, in one run.
 
-    python scripts/bench_precision.py [--model dcgan] [--width 64] [--steps 20] [--repeats 3]
+    python scripts/bench_precision.py [--model dcgan] [--width 64] [--img-size 32] [--steps 20] [--repeats 3]
+                                      [--no-compile] [--hand-loop]
 
 Prints ms per training step for each setting and its speed-up over 32-bit. compile=true pays its
-compilation time (reported separately, from the first steps) once per run.
+compilation time (reported separately, from the first steps) once per run. ``--hand-loop`` adds the plain PyTorch
+loop of bench_overhead.py in fp32 and with bf16 autocast, the speed-up a hand-written loop gets on this machine.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from bench_overhead import hand_loop_step_time
 from step_timing import describe_machine, framework_step_time, interleaved_medians
 
 
@@ -21,6 +25,10 @@ def main() -> None:
     parser.add_argument("--model", default="dcgan")
     parser.add_argument("--width", type=int, default=64, help="model.generator/discriminator.width")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--img-size", type=int, default=32, help="data.img_size of the digits")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compile=true settings")
+    parser.add_argument("--hand-loop", action="store_true",
+                        help="also time the plain PyTorch loop of bench_overhead.py in fp32 and under bf16 autocast")
     parser.add_argument("--steps", type=int, default=20, help="timed steps; warmup + steps <= one digits epoch")
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
@@ -29,11 +37,14 @@ def main() -> None:
         f"model={args.model}",
         "trainer=cpu",
         f"data.batch_size={args.batch_size}",
+        f"data.img_size={args.img_size}",
         f"model.generator.width={args.width}",
         f"model.discriminator.width={args.width}",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "trainer.enable_checkpointing=false",
+        # The hand loop runs on PyTorch's threads; `auto` would pick fewer when other work holds a core.
+        f"trainer.cpu_threads={torch.get_num_threads()}",
     ]
     settings = {
         "32-true": [*base, "precision=32-true"],
@@ -41,6 +52,12 @@ def main() -> None:
         "32-true + compile": [*base, "precision=32-true", "compile=true"],
         "bf16-mixed + compile": [*base, "precision=bf16-mixed", "compile=true"],
     }
+    if args.no_compile:
+        settings = {name: overrides for name, overrides in settings.items() if "compile" not in name}
+    runners = {name: (lambda o=o: framework_step_time(o, args.steps, args.warmup, workdir)) for name, o in settings.items()}
+    if args.hand_loop:
+        runners["hand loop 32-true"] = lambda: hand_loop_step_time(base, args.steps, args.warmup, workdir)
+        runners["hand loop bf16 autocast"] = lambda: hand_loop_step_time(base, args.steps, args.warmup, workdir, bf16=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         # The first compiled run of each setting pays for compilation: time it apart, as a user would see it.
@@ -50,21 +67,16 @@ def main() -> None:
                 start = time.perf_counter()
                 framework_step_time(overrides, steps=1, warmup=1, workdir=workdir)
                 compile_seconds[name] = time.perf_counter() - start
-        results = interleaved_medians(
-            {
-                name: (lambda o=o: framework_step_time(o, args.steps, args.warmup, workdir))
-                for name, o in settings.items()
-            },
-            args.repeats,
-        )
+        results = interleaved_medians(runners, args.repeats)
     print(f"machine: {describe_machine()}")
     print(
-        f"model={args.model} width={args.width} on digits 32 px, batch {args.batch_size}, {args.steps} timed steps "
+        f"model={args.model} width={args.width} on digits {args.img_size} px, batch {args.batch_size}, {args.steps} timed steps "
         f"after {args.warmup}, median of {args.repeats} interleaved runs"
     )
     for name, seconds in results.items():
         extra = f"   (first run incl. compilation: {compile_seconds[name]:.1f} s)" if name in compile_seconds else ""
-        speedup = results["32-true"] / seconds
+        baseline = results["hand loop 32-true" if name.startswith("hand loop") else "32-true"]
+        speedup = baseline / seconds
         print(f"{name:>22}: {seconds * 1000:8.1f} ms/step   speed-up vs 32-true: {speedup:5.2f}x{extra}")
 
 

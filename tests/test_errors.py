@@ -29,7 +29,7 @@ BAD_CONFIGS = [
      r"metrics.num_real_knn must be an integer >= 6 .*got 5"),
     (["data.img_size=24"], ValueError, r"image size of 4 \* 2\*\*k pixels.*got 24. Set data.img_size"),
     (["precision=16-mixed", "trainer.accelerator=cpu"], ValueError,
-     r"precision=16-mixed needs a CUDA GPU.*Use precision=bf16-mixed"),
+     r"precision=16-mixed needs a CUDA GPU.*Use precision=32-true on the CPU"),
     (["callbacks.model_checkpoint.every_n_g_steps=0"], ValueError,
      r"model_checkpoint.every_n_g_steps must be a positive integer or null, got 0"),
     (["callbacks.preemption.signals=[SIGTERM,SIGNOPE]"], ValueError, r"unknown signal names \['SIGNOPE'\]"),

@@ -60,3 +60,30 @@ def test_compile_flag_compiles_the_nets_the_graph_allows(cfg_factory, model, d_c
     assert (module.discriminator._compiled_call_impl is not None) == d_compiled
     # in-place compilation: checkpoints keep the bare nets' keys
     assert all("_orig_mod" not in key for key in module.state_dict())
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bfloat16_warns_with_the_fix(tmp_path, monkeypatch, caplog, native):
+    import logging
+
+    from hydra_compose import compose_train
+
+    from parti_exp import config_checks
+
+    monkeypatch.setattr(config_checks, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="parti_exp.config_checks"):
+        config_checks.check_train_config(compose_train(tmp_path, "precision=bf16-mixed", "trainer.accelerator=cpu"))
+        config_checks.check_train_config(compose_train(tmp_path, "precision=32-true", "trainer.accelerator=cpu"))
+    warned = [r.getMessage() for r in caplog.records if "without native bfloat16" in r.getMessage()]
+    if native:
+        assert warned == []
+    else:
+        assert len(warned) == 1  # the bf16 run only
+        assert "precision=bf16-mixed on a CPU without native bfloat16" in warned[0]
+        assert "Use precision=32-true here" in warned[0]
+
+
+def test_the_native_bfloat16_probe_answers_a_bool():
+    from parti_exp.config_checks import cpu_has_native_bf16
+
+    assert isinstance(cpu_has_native_bf16(), bool)
