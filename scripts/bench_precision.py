@@ -27,8 +27,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--img-size", type=int, default=32, help="data.img_size of the digits")
     parser.add_argument("--no-compile", action="store_true", help="leave out the compile=true settings")
-    parser.add_argument("--hand-loop", action="store_true",
-                        help="also time the plain PyTorch loop of bench_overhead.py in fp32 and under bf16 autocast")
+    parser.add_argument(
+        "--hand-loop",
+        action="store_true",
+        help="also time the plain PyTorch loop of bench_overhead.py in fp32 and under bf16 autocast",
+    )
     parser.add_argument("--steps", type=int, default=20, help="timed steps; warmup + steps <= one digits epoch")
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
@@ -54,10 +57,13 @@ def main() -> None:
     }
     if args.no_compile:
         settings = {name: overrides for name, overrides in settings.items() if "compile" not in name}
-    runners = {name: (lambda o=o: framework_step_time(o, args.steps, args.warmup, workdir)) for name, o in settings.items()}
+    # Called inside the temporary folder below, where `workdir` exists.
+    runners = {
+        name: (lambda o=o: framework_step_time(o, args.steps, args.warmup, workdir)) for name, o in settings.items()
+    }
     if args.hand_loop:
-        runners["hand loop 32-true"] = lambda: hand_loop_step_time(base, args.steps, args.warmup, workdir)
-        runners["hand loop bf16 autocast"] = lambda: hand_loop_step_time(base, args.steps, args.warmup, workdir, bf16=True)
+        for name, bf16 in (("hand loop 32-true", False), ("hand loop bf16 autocast", True)):
+            runners[name] = lambda bf16=bf16: hand_loop_step_time(base, args.steps, args.warmup, workdir, bf16=bf16)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         # The first compiled run of each setting pays for compilation: time it apart, as a user would see it.
@@ -70,8 +76,8 @@ def main() -> None:
         results = interleaved_medians(runners, args.repeats)
     print(f"machine: {describe_machine()}")
     print(
-        f"model={args.model} width={args.width} on digits {args.img_size} px, batch {args.batch_size}, {args.steps} timed steps "
-        f"after {args.warmup}, median of {args.repeats} interleaved runs"
+        f"model={args.model} width={args.width} on digits {args.img_size} px, batch {args.batch_size}, "
+        f"{args.steps} timed steps after {args.warmup}, median of {args.repeats} interleaved runs"
     )
     for name, seconds in results.items():
         extra = f"   (first run incl. compilation: {compile_seconds[name]:.1f} s)" if name in compile_seconds else ""

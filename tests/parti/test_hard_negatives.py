@@ -17,7 +17,10 @@ def unit(rows):
 
 def test_a_relation_gets_its_digits_exchanged_or_its_relation_mirrored():
     negatives = WordOrderNegatives(MIRRORS)
-    assert negatives.edits("a 3 to the left of a seven") == ["a seven to the left of a 3", "a 3 to the right of a seven"]
+    assert negatives.edits("a 3 to the left of a seven") == [
+        "a seven to the left of a 3",  # the digits exchanged
+        "a 3 to the right of a seven",  # the relation mirrored
+    ]
     assert negatives.edits("a 2 below an 8") == ["a 8 below an 2", "a 2 above an 8"]
     assert negatives.edits("A man riding a horse") == ["A horse riding a man"]  # case kept; stop words compared lower
 
