@@ -34,6 +34,7 @@ from parti_exp.distributed import seed_per_rank
 from parti_exp.ema import EMA
 from parti_exp.errors import ConfigError
 from parti_exp.eval_mode import eval_mode
+from parti_exp.frozen import frozen
 from parti_exp.guard import NonFiniteGuard, guarded_step
 from parti_exp.losses import AdversarialLoss
 from parti_exp.nets import ClassMixingGenerator, ImageGenerator, StyleGenerator
@@ -199,24 +200,26 @@ class AdversarialModule(LightningModule):
     def _discriminator_update(self, opt, real, fake, labels) -> dict[str, torch.Tensor]:
         discriminator = self._replicas.get("d", self.discriminator)
         real, fake = self._augmented(real), self._augmented(fake)
-        with self.toggled_optimizer(opt):
-            real_logits = discriminator(real, labels)
-            fake_logits = discriminator(fake, labels)
-            loss = self.loss.d_loss(real_logits, fake_logits)
-            logs = {"train/d_adv": loss.detach()}
-            critic = lambda images: discriminator(images, labels)
-            for name, regularizer in self.regularizers.items():
-                # Lazy regularization: a penalty with `every` = k runs on one D step in k and scales itself.
-                if self.d_step % regularizer.every:
-                    continue
-                penalty = regularizer(critic, real, fake, grad_scale=self._loss_scale())
-                logs[f"train/{name}"] = penalty.detach()
-                loss = loss + penalty
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            self._clipped_step(opt, "D", self.d_step, {k.removeprefix("train/"): v for k, v in logs.items()},
-                               self.discriminator)
+        # No optimizer toggling: `fake` arrives detached, so G's parameters are not in this graph at all.
+        real_logits = discriminator(real, labels)
+        fake_logits = discriminator(fake, labels)
+        loss = self.loss.d_loss(real_logits, fake_logits)
+        logs = {"train/d_adv": loss.detach()}
+        critic = lambda images: discriminator(images, labels)
+        for name, regularizer in self.regularizers.items():
+            # Lazy regularization: a penalty with `every` = k runs on one D step in k and scales itself.
+            if self.d_step % regularizer.every:
+                continue
+            penalty = regularizer(critic, real, fake, grad_scale=self._loss_scale())
+            logs[f"train/{name}"] = penalty.detach()
+            loss = loss + penalty
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self._clipped_step(opt, "D", self.d_step, {k.removeprefix("train/"): v for k, v in logs.items()},
+                           self.discriminator)
         self.d_step += 1
+        if not self.regularizers:
+            del logs["train/d_adv"]  # without penalties it is d_loss again, and each logged key costs time
         logs.update(
             {
                 "train/d_loss": loss.detach(),
@@ -227,7 +230,8 @@ class AdversarialModule(LightningModule):
         return logs
 
     def _generator_update(self, opt, fake, labels, g_terms: dict, adversarial: float) -> dict[str, torch.Tensor]:
-        with self.toggled_optimizer(opt):
+        # D frozen rather than Lightning's toggle_optimizer, which walks every parameter of both optimizers twice
+        with frozen(self.discriminator):
             terms = dict(g_terms)
             if adversarial > 0:
                 # The bare D, not its DDP wrapper: D's parameters get no gradient here, and a DDP forward would

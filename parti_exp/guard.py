@@ -45,11 +45,13 @@ class NonFiniteGuard:
     ) -> bool:
         """``loss_parts``: the loss terms by name; ``parameters``: whose gradients to check (none under fp16
         loss scaling, where an overflowing gradient is expected and the scaler skips the step itself)."""
-        values = [part.detach().float().reshape(-1) for part in loss_parts.values()]
+        losses = torch.cat([part.detach().float().reshape(-1) for part in loss_parts.values()])
         grads = [p.grad for p in parameters if p.grad is not None]
-        if grads:
-            values.append(torch.stack(torch._foreach_norm(grads)).float())
-        if bool(torch.isfinite(torch.cat(values)).all()):
+        found = torch.zeros((), device=losses.device)
+        # GradScaler's own finiteness test: one fused pass over the loss terms and every gradient (a norm per tensor
+        # costs a dispatch each on the CPU). Its "unscale" multiplies by 1, which leaves every value as it was.
+        torch._amp_foreach_non_finite_check_and_unscale_([losses, *grads], found, torch.ones_like(found))
+        if not found.item():  # the one host sync of the check
             return True
         bad = [f"{name}={part.item()}" for name, part in loss_parts.items() if not torch.isfinite(part).all()]
         what = ", ".join(bad) if bad else "a gradient (the loss was finite)"

@@ -19,30 +19,34 @@ from parti_exp.train import train  # noqa: E402
 
 
 class StepTimer(Callback):
-    """Wall time per training step, from the end of the warm-up to the end of the last step."""
+    """Wall time of each training step after the warm-up: from the start of one batch to the start of the next
+    (Lightning's work between batches included), the last one to the end of its batch."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
-        self.start = 0.0
+        self.starts: list[float] = []
         self.end = 0.0
-        self.steps = 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
-            self.start = time.perf_counter()
+        if batch_idx >= self.warmup:
+            self.starts.append(time.perf_counter())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if batch_idx >= self.warmup:
-            self.end = time.perf_counter()
-            self.steps = batch_idx - self.warmup + 1
+        self.end = time.perf_counter()
 
     @property
-    def seconds_per_step(self) -> float:
-        return (self.end - self.start) / self.steps
+    def step_seconds(self) -> list[float]:
+        return durations(self.starts, self.end)
 
 
-def framework_step_time(overrides: list[str], steps: int, warmup: int, workdir: Path) -> float:
-    """Seconds per training step of the GANModule under Lightning, for the composed config: the training loop
+def durations(starts: list[float], end: float) -> list[float]:
+    """Each step's seconds from the start times of consecutive steps and the end of the last."""
+    stamps = [*starts, end]
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def framework_step_times(overrides: list[str], steps: int, warmup: int, workdir: Path) -> list[float]:
+    """Seconds of each training step of the GANModule under Lightning, for the composed config: the training loop
     alone, without loggers and the config's callbacks (grids, checkpoints), which a hand loop does not have."""
     cfg = compose_train(
         workdir,
@@ -57,7 +61,13 @@ def framework_step_time(overrides: list[str], steps: int, warmup: int, workdir: 
     )
     timer = StepTimer(warmup)
     train(cfg, [timer])
-    return timer.seconds_per_step
+    return timer.step_seconds
+
+
+def framework_step_time(overrides: list[str], steps: int, warmup: int, workdir: Path) -> float:
+    """Mean seconds per step of ``framework_step_times``."""
+    seconds = framework_step_times(overrides, steps, warmup, workdir)
+    return sum(seconds) / len(seconds)
 
 
 def interleaved_runs(runners: dict[str, callable], repeats: int) -> dict[str, list[float]]:

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Callback, seed_everything
 
 from parti_exp.builders import build_module
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
@@ -118,3 +118,26 @@ def test_training_writes_grids_curves_and_csv(cfg_factory, tmp_path):
 def test_bad_module_settings_fail_at_build(cfg_factory, override, message):
     with pytest.raises(Exception, match=message):
         build_module(cfg_factory(override))
+
+
+def test_each_update_computes_only_its_own_nets_gradients_and_a_frozen_layer_stays_frozen(cfg_factory):
+    backward_passes = {"generator": 0, "discriminator": 0}
+    frozen_layer = {}
+
+    class Watch(Callback):
+        def setup(self, trainer, pl_module, stage):
+            first = next(pl_module.discriminator.parameters())
+            first.requires_grad_(False)  # a user's frozen layer
+            frozen_layer.update(param=first, value=first.detach().clone())
+            for name in backward_passes:
+                # A leaf's hook runs once for each backward pass that computes its gradient.
+                param = list(getattr(pl_module, name).parameters())[-1]
+                param.register_hook(lambda grad, name=name: backward_passes.update({name: backward_passes[name] + 1}))
+
+    cfg = cfg_factory("model=dcgan", "trainer.limit_train_batches=3", "trainer.limit_val_batches=0")
+    module = train(cfg, [Watch()]).module
+    # 3 batches, n_critic=1: 3 D updates and 3 G updates, each back-propagating into its own net only
+    assert backward_passes == {"generator": 3, "discriminator": 3}
+    first = frozen_layer["param"]
+    assert not first.requires_grad and torch.equal(first, frozen_layer["value"]) and first.grad is None
+    assert all(p.requires_grad for p in module.discriminator.parameters() if p is not first)

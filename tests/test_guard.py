@@ -54,3 +54,18 @@ def test_guard_checks_gradients_too():
     with pytest.raises(NonFiniteError, match=r"non-finite a gradient \(the loss was finite\) at D step 7"):
         NonFiniteGuard().allows_step("D", 7, {"d_loss": torch.tensor(0.5)}, net.parameters())
     assert NonFiniteGuard().allows_step("D", 7, {"d_loss": torch.tensor(0.5)}, [])
+
+
+def test_guard_finds_a_nan_in_any_gradient_of_any_dtype_and_leaves_finite_ones_as_they_were():
+    nets = [torch.nn.Linear(3, 2), torch.nn.Linear(2, 2).to(torch.bfloat16)]
+    parameters = [p for net in nets for p in net.parameters()]
+    for p in parameters:
+        p.grad = torch.randn_like(p) * 1e30 if p.dtype == torch.float32 else torch.randn_like(p)
+    before = [p.grad.clone() for p in parameters]
+    assert NonFiniteGuard().allows_step("G", 0, {"g_loss": torch.tensor(0.5)}, parameters)
+    assert all(torch.equal(p.grad, b) for p, b in zip(parameters, before)), "the check must not change a gradient"
+    parameters[-1].grad[0] = math.nan  # the last tensor, in bfloat16
+    with pytest.raises(NonFiniteError, match="a gradient"):
+        NonFiniteGuard().allows_step("G", 0, {"g_loss": torch.tensor(0.5)}, parameters)
+    with pytest.raises(NonFiniteError, match=r"g_loss=inf"):
+        NonFiniteGuard().allows_step("G", 0, {"g_loss": torch.tensor(math.inf), "g_adv": torch.tensor(0.1)}, [])
