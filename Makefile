@@ -21,9 +21,9 @@ sample: $(STAMP)
 	$(PY) -m parti_exp.sample ckpt_path=$(CKPT) $(ARGS)
 
 # One test process per core, each on one thread: the cores stay busy, and no test waits on threads that another
-# process (or another job on the machine) holds.
+# process (or another job on the machine) holds. An idle process takes tests queued for a busy one (worksteal).
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --dist worksteal $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check parti_exp tests scripts

@@ -8,6 +8,12 @@ from parti_exp.data import DigitScenesDataModule
 from parti_exp.metrics.scene_reader import load_scene_reader
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that train for tens of seconds go first: a two-minute test handed out last keeps the suite waiting
+    on one worker while the others are done (with `make test`'s `--dist worksteal` the idle ones take what is left)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+
+
 @pytest.fixture
 def cfg_factory(tmp_path):
     """``cfg_factory(*overrides, fast=True)``: the composed train config writing under ``tmp_path``."""
