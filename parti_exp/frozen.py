@@ -10,8 +10,8 @@ from torch import nn
 
 @contextmanager
 def frozen(net: nn.Module) -> Iterator[None]:
-    """G's update back-propagates through D: with D frozen autograd neither computes nor accumulates D's gradients.
-    A parameter the user froze on purpose stays frozen afterwards."""
+    """For a backward pass that goes through ``net`` without updating it (G's update through D): autograd neither
+    computes nor accumulates its gradients. A parameter the user froze on purpose stays frozen afterwards."""
     parameters = list(net.parameters())
     flags = [p.requires_grad for p in parameters]
     for p in parameters:

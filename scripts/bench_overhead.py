@@ -120,5 +120,6 @@ def main() -> None:
     print(f"   best run mean: hand loop {hand * 1000:.2f} ms, GANModule {framework * 1000:.2f} ms; "
           f"ratio {framework / hand:.3f}")
 
+
 if __name__ == "__main__":
     main()
