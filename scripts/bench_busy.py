@@ -57,7 +57,7 @@ def main() -> None:
             f"cpu_threads={threads}: quiet {quiet.seconds:.1f} s, busy {busy.seconds:.1f} s, "
             f"busy / quiet {busy.seconds / quiet.seconds:.2f}"
         )
-        print(f"  judged quiet: {quiet.verdict}\n  judged busy:  {busy.verdict}")
+        print(f"  judged quiet: {quiet}\n  judged busy:  {busy}")
 
 
 if __name__ == "__main__":

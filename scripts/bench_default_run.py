@@ -1,17 +1,21 @@
 """The first run a user makes, timed and judged as a stranger would: a fresh output folder and an empty data cache,
-`python -m parti_exp.train` with the README's defaults, then 300 samples from `python -m parti_exp.sample` read by an
-outside judge (tests/digit_judge.py: an RBF SVM on the 8x8 digits that neither training nor the metrics use).
+`python -m parti_exp.train` with the README's defaults, then 300 samples from `python -m parti_exp.sample` read by
+the outside judges (tests/judges.py: an RBF SVM and a nearest-neighbour reader on the 8x8 digits, which neither
+training nor the metrics use).
 
     python scripts/bench_default_run.py [--n 300] [OVERRIDE ...]
 
 Prints the wall time of the training command (classifier training and real-feature extraction included), the share
-of samples the judge reads with confidence >= 0.7, and each digit's share. Overrides go to the training command
-(e.g. the previous default to compare against).
+of samples each judge reads as a confident digit and the stricter of the two, the smallest digit's share, the
+within-class spread against real digits, and the run's own last `val/precision_clf` and `val/coverage_clf`.
+Overrides go to the training command (e.g. the previous default to compare against).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import math
 import os
 import subprocess
 import sys
@@ -25,13 +29,31 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from digit_judge import Verdict, judge_digits  # noqa: E402
+from judges import Verdict, judge_digits  # noqa: E402
 
 
 @dataclass
 class RunResult:
     seconds: float
     verdict: Verdict
+    metrics: dict[str, float]  # the last logged value of each epoch metric
+
+    def __str__(self) -> str:
+        own = ", ".join(f"{key} {self.metrics.get(key, math.nan):.3f}" for key in REPORTED)
+        return f"{self.verdict}; {own}"
+
+
+REPORTED = ("val/precision_clf", "val/coverage_clf", "val/recall_clf", "val/fid_clf")
+
+
+def last_metrics(run_dir: Path) -> dict[str, float]:
+    """The last value of each column of the run's csv/metrics.csv (missing: no CSV logger)."""
+    last: dict[str, float] = {}
+    for path in sorted(run_dir.glob("csv/**/metrics.csv")):
+        with path.open() as file:
+            for row in csv.DictReader(file):
+                last.update({key: float(value) for key, value in row.items() if value not in ("", None)})
+    return last
 
 
 def read_samples(folder: Path) -> torch.Tensor:
@@ -55,7 +77,7 @@ def default_run(overrides: list[str], n: int, workdir: Path, env: dict[str, str]
          f"out_dir={samples}", f"hydra.run.dir={workdir / 'sample_run'}"],  # fmt: skip
         check=True, env=env, stdout=subprocess.DEVNULL,
     )
-    return RunResult(seconds, judge_digits(read_samples(samples)))
+    return RunResult(seconds, judge_digits(read_samples(samples)), last_metrics(run_dir))
 
 
 def describe_load() -> str:
@@ -76,7 +98,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             result = default_run(args.overrides, args.n, Path(tmp))
     print(f"train {' '.join(args.overrides) or '(defaults)'}: {result.seconds:.1f} s cold")
-    print(f"judge on {args.n} samples: {result.verdict}")
+    print(f"judged on {args.n} samples: {result}")
 
 
 if __name__ == "__main__":

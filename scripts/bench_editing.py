@@ -3,14 +3,16 @@
     python scripts/bench_editing.py --ckpt <experiment=parti_digits run>/checkpoints/last.ckpt [--n 8] [--candidates 8]
 
 Takes the validation digits of one class (``--source 3``; the split of the checkpoint's data config), masks the
-bottom half (``--mask``) and prompts another digit (``--prompt "a handwritten eight"``, class ``--target 8``). A
-held-out classifier that the model never saw reads each edit: an RBF SVM trained by scikit-learn on the *training
-split* of ``load_digits`` at its native 8 x 8, reading the 16 px edit box-filtered back to 8 x 8. Reports, unguided
+bottom half (``--mask``) and prompts another digit (``--prompt "a handwritten eight"``, class ``--target 8``). The
+outside judges of tests/judges.py, fitted on the *training split* of ``load_digits`` only (the edited images are
+val digits), read each edit box-filtered back to 8 x 8: an edit counts as the prompted digit only when both judges
+read it as that digit with confidence (a blend of a 3 and an 8 is no 8). Reports, unguided
 (guidance scale 1) and guided (``--guidance``), without reranking and with it (the best of ``--candidates`` by the
 rule of ``parti_exp.parti.editing``, with the model's own digit classifier as the scorer; ``both``: scorer and
 agreement with the kept half, ``scorer``: the classifier alone):
 
-- the rate at which the SVM reads the prompted digit (and the source digit);
+- the rate at which both judges confidently read the prompted digit (and the source digit), and the rate of each
+  judge alone for the prompted digit;
 - the kept half's PSNR against the input, for the written edit (the reconstruction pasted back there) and for the
   decoded candidate before pasting, against the tokenizer's own reconstruction PSNR on the same half.
 """
@@ -18,12 +20,12 @@ agreement with the kept half, ``scorer``: the classifier alone):
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.datasets import load_digits
-from sklearn.svm import SVC
 
 from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.instantiate import instantiate
@@ -33,21 +35,31 @@ from parti_exp.parti.editing import edit_image, kept_error
 from parti_exp.parti.rerank import ClassifierScorer
 from parti_exp.parti.sampling import SamplingConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from judges import judges, to_digit_grid  # noqa: E402
 
-def held_out_classifier(split_seed: int, val_fraction: float) -> tuple[SVC, np.ndarray]:
-    """An SVM on the 8 x 8 training split of load_digits (the split DigitsDataModule draws), and the val indices."""
-    digits = load_digits()
-    order = np.random.default_rng(split_seed).permutation(len(digits.images))
-    n_val = max(1, round(val_fraction * len(digits.images)))
-    val, train = order[:n_val], order[n_val:]
-    svm = SVC(gamma=0.001, C=10.0).fit(digits.data[train], digits.target[train])
-    return svm, val
+UNREAD = -1
 
 
-def svm_reads(svm: SVC, images: torch.Tensor) -> np.ndarray:
-    """The SVM's class for images in [-1, 1] (``N x 1 x 16 x 16``), box-filtered to 8 x 8 and scaled to 0..16."""
-    levels = ((images.float().clamp(-1, 1) + 1) * 127.5).round() / 255 * 16  # as saved PNGs, then load_digits' scale
-    return svm.predict(F.avg_pool2d(levels, 2).flatten(1).cpu().numpy())
+def data_split(split_seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, val) indices into load_digits that DigitsDataModule draws."""
+    order = np.random.default_rng(split_seed).permutation(len(load_digits().images))
+    n_val = max(1, round(val_fraction * len(order)))
+    return order[n_val:], order[:n_val]
+
+
+def reads(fit: tuple[int, ...], images: torch.Tensor) -> dict[str, np.ndarray]:
+    """Each judge's confident digit (``UNREAD`` where not confident) for images in [-1, 1], quantised as saved PNGs,
+    and ``both``: the digit where both judges agree with confidence."""
+    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+    grid = to_digit_grid(pixels)
+    by_judge = {}
+    for judge in judges(fit):
+        reading = judge.read(grid)
+        by_judge[judge.name] = np.where(reading.confident, reading.digits, UNREAD)
+    first, second = by_judge.values()
+    by_judge["both"] = np.where(first == second, first, UNREAD)
+    return by_judge
 
 
 def psnr_db(mse: torch.Tensor) -> float:
@@ -73,19 +85,20 @@ def main() -> None:
     data = instantiate(train_cfg.data)
     data.setup("fit")
     size = int(train_cfg.data.img_size)
-    svm, val_indices = held_out_classifier(train_cfg.data.split_seed, train_cfg.data.val_fraction)
+    train_indices, val_indices = data_split(train_cfg.data.split_seed, train_cfg.data.val_fraction)
+    fit = tuple(int(index) for index in train_indices)
     val = data.val_set
     val_images = torch.from_numpy(np.asarray(val.images)).float() / 127.5 - 1
     val_labels = np.asarray(val.labels)
     if not np.array_equal(val_labels, load_digits().target[val_indices]):
-        raise SystemExit("the SVM's split is not the data module's: the held-out classifier would have seen val")
+        raise SystemExit("the judges' split is not the data module's: they would have seen the val digits")
     sources = val_images[val_labels == args.source]
     print(f"checkpoint {args.ckpt}: {size} px, token grid {tuple(module.image_tokenizer.token_grid)}")
-    accuracy = np.mean(svm_reads(svm, val_images) == val_labels)
-    print(f"held-out SVM (8x8 load_digits train split): val accuracy {accuracy:.3f} on the {size} px val images "
-          "box-filtered to 8x8")  # fmt: skip
+    accuracy = np.mean(reads(fit, val_images)["both"] == val_labels)
+    print(f"judges fitted on the 8x8 load_digits train split: both confidently right on {accuracy:.3f} of the {size} "
+          "px val images box-filtered to 8x8")  # fmt: skip
     recon = module.decode_codes(module.image_codes(val_images))
-    print(f"  on the tokenizer's reconstructions: {np.mean(svm_reads(svm, recon) == val_labels):.3f}")
+    print(f"  on the tokenizer's reconstructions: {np.mean(reads(fit, recon)['both'] == val_labels):.3f}")
 
     mask = requested_mask(args.mask, size, size)
     recon_mse = kept_error(module.decode_codes(module.image_codes(sources)), sources, mask)
@@ -97,8 +110,8 @@ def main() -> None:
                                  module.device).net,
         data.caption_source().captioner,
     )  # fmt: skip
-    print(f"{'guidance':>8} {'rerank':>20} {'reads ' + str(args.target):>8} {'reads ' + str(args.source):>8} "
-          f"{'kept PSNR':>10} {'decoded kept PSNR':>18} {'- recon':>8}")  # fmt: skip
+    print(f"{'guidance':>8} {'rerank':>20} {'reads ' + str(args.target):>8} {'svm':>6} {'knn':>6} "
+          f"{'reads ' + str(args.source):>8} {'kept PSNR':>10} {'decoded kept PSNR':>18} {'- recon':>8}")  # fmt: skip
     for guidance in (1.0, args.guidance):
         sampling = SamplingConfig(**{**vars(module.sampling), "guidance_scale": guidance})
         for candidates, rule in ((1, "both"), (args.candidates, "both"), (args.candidates, "scorer")):
@@ -110,11 +123,12 @@ def main() -> None:
                 edits.append(result.images)
                 decoded_mse.append(result.kept_error)
                 written_mse.append(kept_error(result.images, image[None], mask))
-            reads = svm_reads(svm, torch.cat(edits))
+            read = reads(fit, torch.cat(edits))
             kept, decoded = psnr_db(torch.cat(written_mse)), psnr_db(torch.cat(decoded_mse))
             rerank = "none" if candidates == 1 else f"{rule}, best of {candidates}"
-            print(f"{guidance:>8.1f} {rerank:>20} {np.mean(reads == args.target):>8.3f} "
-                  f"{np.mean(reads == args.source):>8.3f} {kept:>10.2f} {decoded:>18.2f} "
+            print(f"{guidance:>8.1f} {rerank:>20} {np.mean(read['both'] == args.target):>8.3f} "
+                  f"{np.mean(read['svm'] == args.target):>6.3f} {np.mean(read['knn'] == args.target):>6.3f} "
+                  f"{np.mean(read['both'] == args.source):>8.3f} {kept:>10.2f} {decoded:>18.2f} "
                   f"{decoded - psnr_db(recon_mse):>+8.2f}")  # fmt: skip
 
 

@@ -1,8 +1,8 @@
-"""Caption accuracy: the share of samples for "a handwritten seven" that a held-out classifier reads as a 7.
+"""Caption accuracy: the share of samples for "a handwritten seven" that a held-out digit reader reads as a 7.
 
-The classifier (the digit classifier of ``metrics=classifier``, trained on the real train split and checked on
-the val split) never sees generated images while it is trained, so it judges the text-to-image model from the
-outside. Measured with the model's guidance scale and without guidance (scale 1), to show what guidance buys.
+The reader (``DigitReader`` over the digit classifier of ``metrics=classifier``, trained on the real train split and
+checked on the val split) never sees generated images while it is trained, so it judges the text-to-image model from
+the outside; a blend of two digits or a smudge is read as no digit, so it counts as a miss. Measured with the model's guidance scale and without guidance (scale 1), to show what guidance buys.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.caption_source import LabelCaptions
 from parti_exp.data.label_captions import Captioner
-from parti_exp.metrics.digit_classifier import class_probabilities, load_or_train_classifier
+from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.metrics.digit_reader import DigitReader
 from parti_exp.parti.sampling import SamplingConfig
 from parti_exp.parti.text_to_image import TextToImageModule
 
@@ -24,14 +25,14 @@ from parti_exp.parti.text_to_image import TextToImageModule
 @torch.no_grad()
 def caption_accuracy(
     model: TextToImageModule,
-    classifier: torch.nn.Module,
+    reader: DigitReader,
     captioner: Captioner,
     per_class: int,
     sampling: SamplingConfig,
     seed: int = 0,
     batch_size: int = 200,
 ) -> float:
-    """Share of ``per_class`` samples of each class prompt that ``classifier`` assigns to that class."""
+    """Share of ``per_class`` samples of each class prompt that ``reader`` reads as that class."""
     prompts = captioner.prompts_for_classes()
     targets = [captioner.class_of(prompt) for prompt in prompts]
     captions = [prompt for prompt in prompts for _ in range(per_class)]
@@ -40,7 +41,7 @@ def caption_accuracy(
     hits = 0
     for start in range(0, len(captions), batch_size):
         images = model.sample_images(captions[start : start + batch_size], sampling, generator)
-        read = class_probabilities(classifier, images).argmax(dim=-1).cpu()
+        read = reader.read(images)
         hits += int((read == wanted[start : start + batch_size]).sum())
     return hits / len(captions)
 
@@ -56,7 +57,7 @@ class CaptionAccuracy(Callback):
         self.per_class = per_class
         self.every_n_epochs = every_n_epochs
         self.seed = seed
-        self.classifier: torch.nn.Module | None = None
+        self.reader: DigitReader | None = None
         self.captioner: Captioner | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -68,7 +69,7 @@ class CaptionAccuracy(Callback):
             rank_zero_info(f"caption accuracy is off: {datamodule.name}'s captions do not name one class per image")
             return
         self.captioner = source.captioner
-        self.classifier = load_or_train_classifier(
+        classifier = load_or_train_classifier(
             datamodule.train_set,
             datamodule.val_set,
             datamodule.num_classes,
@@ -76,13 +77,14 @@ class CaptionAccuracy(Callback):
             pl_module.device,
             datamodule.name,
         ).net
+        self.reader = DigitReader.fitted(classifier, datamodule.train_set)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.classifier is None or not due_this_epoch(trainer, self.every_n_epochs):
+        if self.reader is None or not due_this_epoch(trainer, self.every_n_epochs):
             return
-        self.classifier.to(pl_module.device)
+        self.reader.to(pl_module.device)
         guided = pl_module.sampling
         unguided = dataclasses.replace(guided, guidance_scale=1.0)
         for key, sampling in (("val/caption_acc", guided), ("val/caption_acc_unguided", unguided)):
-            value = caption_accuracy(pl_module, self.classifier, self.captioner, self.per_class, sampling, self.seed)
+            value = caption_accuracy(pl_module, self.reader, self.captioner, self.per_class, sampling, self.seed)
             pl_module.log(key, value, sync_dist=False, rank_zero_only=True)

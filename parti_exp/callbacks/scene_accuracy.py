@@ -2,8 +2,8 @@
 
 The evaluation prompts (``DigitScenesDataModule.evaluation_prompts``) cover every category, both content seen in
 training and content held out of it. Each sample is read by ``SceneReader`` (empty cells by ink, digits by the
-held-out digit classifier) and counts as correct only when the digits, their number and their arrangement all match
-the prompt's ``SceneSpec``; nothing is parsed from the prompt's text. Measured with the model's guidance scale and
+held-out digit reader, which declines blends and smudges) and counts as correct only when the digits, their number
+and their arrangement all match the prompt's ``SceneSpec``; nothing is parsed from the prompt's text. Measured with the model's guidance scale and
 without guidance (scale 1), like caption accuracy.
 
 Logged keys: ``val/scene_accuracy`` (seen content, all categories) and ``val/scene_accuracy_heldout``, the same per
@@ -102,7 +102,7 @@ class SceneAccuracy(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.reader is None or not due_this_epoch(trainer, self.every_n_epochs):
             return
-        self.reader.classifier.to(pl_module.device)
+        self.reader.to(pl_module.device)
         guided = pl_module.sampling
         unguided = dataclasses.replace(guided, guidance_scale=1.0)
         for suffix, sampling in (("", guided), ("_unguided", unguided)):
