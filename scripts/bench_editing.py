@@ -36,16 +36,9 @@ from parti_exp.parti.rerank import ClassifierScorer
 from parti_exp.parti.sampling import SamplingConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from judges import judges, to_digit_grid  # noqa: E402
+from judges import data_module_train_split, judges, to_digit_grid  # noqa: E402
 
 UNREAD = -1
-
-
-def data_split(split_seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """The (train, val) indices into load_digits that DigitsDataModule draws."""
-    order = np.random.default_rng(split_seed).permutation(len(load_digits().images))
-    n_val = max(1, round(val_fraction * len(order)))
-    return order[n_val:], order[:n_val]
 
 
 def reads(fit: tuple[int, ...], images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -85,12 +78,12 @@ def main() -> None:
     data = instantiate(train_cfg.data)
     data.setup("fit")
     size = int(train_cfg.data.img_size)
-    train_indices, val_indices = data_split(train_cfg.data.split_seed, train_cfg.data.val_fraction)
-    fit = tuple(int(index) for index in train_indices)
+    fit = data_module_train_split(train_cfg.data.split_seed, train_cfg.data.val_fraction)
+    val_indices = np.setdiff1d(np.arange(len(load_digits().target)), fit)
     val = data.val_set
     val_images = torch.from_numpy(np.asarray(val.images)).float() / 127.5 - 1
     val_labels = np.asarray(val.labels)
-    if not np.array_equal(val_labels, load_digits().target[val_indices]):
+    if not np.array_equal(np.sort(val_labels), np.sort(load_digits().target[val_indices])):
         raise SystemExit("the judges' split is not the data module's: they would have seen the val digits")
     sources = val_images[val_labels == args.source]
     print(f"checkpoint {args.ckpt}: {size} px, token grid {tuple(module.image_tokenizer.token_grid)}")

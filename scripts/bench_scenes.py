@@ -7,12 +7,19 @@ held-out content, at several guidance scales and numbers of candidates reranked 
 The prompts and the reader are those of the training callback (callbacks.scene_accuracy: 5 seen contents per
 category and every held-out one, 2 phrasings each, ``--per-prompt`` samples each). The baseline of each line is the
 reader on real validation scenes (printed first), the ceiling any model can reach.
+
+Every line is read twice, by readers of two kinds: the training callback's reader (a CNN's confident read near real
+digits' features) and the outside pixel judges of tests/judges.py (an SVM and a nearest-neighbour reader on each cell
+box-filtered to 8 x 8, fitted on the digits' train split; a cell counts as a digit only when both read it
+confidently as the same one). Empty cells are found by ink alike. The ``stricter`` line is the lower of the two
+accuracies for each group.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -24,9 +31,33 @@ from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.data.base import to_signed_unit
 from parti_exp.data.scene_spec import CATEGORIES, ScenePrompt
 from parti_exp.instantiate import instantiate
-from parti_exp.metrics.scene_reader import load_scene_reader
+from parti_exp.metrics.digit_reader import UNREADABLE
+from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
 from parti_exp.parti.contrastive import load_contrastive
 from parti_exp.parti.rerank import ContrastiveScorer, sample_reranked
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from judges import data_module_train_split, judges, to_digit_grid  # noqa: E402
+
+
+class PixelJudges:
+    """Reads a cell as a digit when both outside judges read it confidently as the same one (``read`` of a
+    ``DigitReader``'s shape, so ``SceneReader`` can use it for the cells)."""
+
+    def __init__(self, fit: tuple[int, ...]) -> None:
+        self.judges = judges(fit)
+
+    def read(self, images: torch.Tensor) -> torch.Tensor:
+        grid = to_digit_grid(images.cpu())
+        first, *others = (judge.read(grid) for judge in self.judges)
+        clear = first.confident.copy()
+        for reading in others:
+            clear &= reading.confident & (reading.digits == first.digits)
+        return torch.from_numpy(np.where(clear, first.digits, UNREADABLE)).long()
+
+
+def stricter(*results: dict[str, float]) -> dict[str, float]:
+    return {key: min(result[key] for result in results) for key in results[0]}
 
 
 def row(name: str, results: dict[str, float]) -> str:
@@ -52,6 +83,9 @@ def main() -> None:
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     reader = load_scene_reader(datamodule.digits, args.data_dir / ".cache" / "metrics", module.device)
+    digits = datamodule.digits
+    outside = SceneReader(PixelJudges(data_module_train_split(digits.split_seed, digits.val_fraction)))
+    readers = {"callback reader": reader, "pixel judges": outside}
     prompts = datamodule.evaluation_prompts(5, 2, args.seed)
 
     print(f"{len(prompts)} prompts x {args.per_prompt} samples; categories: {', '.join(CATEGORIES)} "
@@ -60,7 +94,8 @@ def main() -> None:
     scenes = datamodule.scenes["val"]
     real = to_signed_unit(torch.from_numpy(np.asarray(datamodule.load_split("val").images)))
     truth = [ScenePrompt("", spec, bool(held)) for spec, held in zip(scenes.specs, scenes.held_out)]
-    print(row("real scenes", score_scenes(truth, reader.read(real))))
+    for kind, each in readers.items():
+        print(row(f"real scenes, {kind}", score_scenes(truth, each.read(real))))
     for guidance in (float(value) for value in args.guidance.split(",")):
         sampling = dataclasses.replace(module.sampling, guidance_scale=guidance)
         for candidates in (int(value) for value in args.candidates.split(",")):
@@ -68,15 +103,19 @@ def main() -> None:
                 continue
             generator = torch.Generator(module.device).manual_seed(args.seed)
             start = time.perf_counter()
-            read, repeated = [], []
+            read, repeated = {kind: [] for kind in readers}, []
             for prompt in prompts:
                 images, _ = sample_reranked(module, prompt.text, args.per_prompt, candidates, scorer, sampling,
                                             generator)  # fmt: skip
-                read.append(reader.read(images))
+                for kind, each in readers.items():
+                    read[kind].append(each.read(images))
                 repeated += [prompt] * args.per_prompt
-            results = score_scenes(repeated, torch.cat(read))
+            seconds = time.perf_counter() - start
+            results = {kind: score_scenes(repeated, torch.cat(cells)) for kind, cells in read.items()}
             name = f"guidance {guidance:g}, best of {candidates}"
-            print(row(name, results) + f"  [{time.perf_counter() - start:.0f} s]", flush=True)
+            for kind, result in results.items():
+                print(row(f"{name}, {kind}", result), flush=True)
+            print(row(f"{name}, stricter", stricter(*results.values())) + f"  [{seconds:.0f} s]", flush=True)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,14 @@ def split() -> tuple[np.ndarray, np.ndarray]:
     return order[:N_FIT], order[N_FIT:]
 
 
+def data_module_train_split(split_seed: int = 0, val_fraction: float = 0.1) -> tuple[int, ...]:
+    """The ``load_digits()`` indices of ``DigitsDataModule``'s train split: fit the judges on these (``judges(fit)``)
+    to read images made from (or edited from) that data module's val digits."""
+    order = np.random.default_rng(split_seed).permutation(len(load_digits().target))
+    n_val = max(1, round(val_fraction * len(order)))
+    return tuple(int(index) for index in order[n_val:])
+
+
 @cache
 def svm_judge(fit: tuple[int, ...] | None = None) -> Judge:
     """Fitted on ``load_digits()`` indices ``fit`` (default: the judges' own 1,200)."""

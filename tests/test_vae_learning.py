@@ -1,13 +1,11 @@
 """A short VAE run on the digits must learn: its validation bound beats the best factorised model of the pixels, and
-its prior samples look like varied digits to a classifier independent of the model (as tests/test_learning.py judges
-the GAN)."""
+its prior samples are read as digits of every class by the stricter of the outside judges (as tests/test_learning.py
+judges the GANs)."""
 
 import numpy as np
 import pytest
 from hydra_compose import BeforeFit
-from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
-from test_learning import judge
+from test_learning import verdict
 
 from parti_exp.data import DigitsDataModule
 from parti_exp.train import train
@@ -27,8 +25,6 @@ def test_short_vae_run_beats_a_factorised_baseline_and_samples_varied_digits(cfg
     data = DigitsDataModule(img_size=32)  # 32 px: the setting the numbers below were measured at
     data.setup("fit")
     baseline = factorised_bernoulli_bpd(data.train_set.images, data.val_set.images)
-    digits = load_digits()
-    classifier = LogisticRegression(max_iter=3000).fit(digits.data, digits.target)
     cfg = cfg_factory(
         "model=vae", "model.likelihood=bernoulli", "data.img_size=32", "trainer.accelerator=cpu",
         "trainer.max_epochs=5", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -36,17 +32,16 @@ def test_short_vae_run_beats_a_factorised_baseline_and_samples_varied_digits(cfg
         "model.kl_warmup_steps=100", "model.iw_samples=8", fast=False,
     )  # fmt: skip
     before = {}
-    record = BeforeFit(lambda untrained: before.update(judged=judge(untrained, digits, classifier)))
+    record = BeforeFit(lambda untrained: before.update(verdict=verdict(untrained)))
     result = train(cfg, [record])
-    distance_before, _, share_before = before["judged"]
-    distance_after, n_classes, share_after = judge(result.module, digits, classifier)
+    after = verdict(result.module)
 
     assert 0.4 < baseline < 0.7  # measured 0.544: the digits' ink covers about a fifth of the pixels
     # Measured after 5 epochs: val/bpd about 0.3, half the baseline's bits.
     assert result.metrics["val/bpd"] < 0.8 * baseline
     assert result.metrics["val/bpd_iw"] <= result.metrics["val/bpd"] + 0.01
     assert result.metrics["val/active_units"] >= 4, "the posterior collapsed to the prior"
-    assert share_before > 0.9  # an untrained decoder draws one grey blob, read as a single class
-    assert distance_after < 0.7 * distance_before
-    assert n_classes >= 8, "samples collapsed to a few digits"
-    assert share_after < 0.35, "one digit dominates the samples"
+    assert before["verdict"].confident_share < 0.1  # an untrained decoder draws grey blobs
+    # MEASURED
+    assert after.confident_share >= VAE_CONFIDENT, after
+    assert after.min_class_share >= VAE_SMALLEST, after
