@@ -14,9 +14,9 @@ from parti_exp.callbacks.config_in_checkpoint import ConfigInCheckpoint
 from parti_exp.callbacks.cpu_threads import CpuThreads
 from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
-from parti_exp.instantiate import instantiate
-from parti_exp.loggers import wandb_logger_kwargs
-from parti_exp.wandb_preflight import start_run, wandb_offline
+from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.loggers import wandb_logger_kwargs
+from parti_exp.runtime.wandb_preflight import start_run, wandb_offline
 
 
 def build_datamodule(cfg: DictConfig) -> LightningDataModule:

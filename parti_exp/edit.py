@@ -2,8 +2,8 @@
 text-guided inpainting and outpainting with a text-to-image checkpoint (model=parti).
 
 Each image is encoded by the checkpoint's image tokenizer; the codes of the masked token cells are sampled again
-for the prompt, the others kept (``parti_exp.parti.editing``). Writes ``<out_dir>/edits/<image name>/000.png ...``
-and ``sheet.png`` beside them. ``mask`` and ``pad``: ``parti_exp.parti.edit_mask``."""
+for the prompt, the others kept (``parti_exp.inference.editing``). Writes ``<out_dir>/edits/<image name>/000.png ...``
+and ``sheet.png`` beside them. ``mask`` and ``pad``: ``parti_exp.inference.edit_mask``."""
 
 from __future__ import annotations
 
@@ -16,19 +16,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
-from parti_exp.console import quiet_library_noise
 from parti_exp.errors import ConfigError
-from parti_exp.images import save_each
-from parti_exp.job_log import job_log
-from parti_exp.parti.edit_inputs import input_images, output_folders, read_image, to_model_input
-from parti_exp.parti.edit_mask import cells_touched, pad_image, parse_pad, requested_mask
-from parti_exp.parti.edit_sheet import save_edit_sheet
-from parti_exp.parti.editing import RERANK_RULES, edit_image
-from parti_exp.parti.sampling import SamplingConfig
-from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.inference.edit_inputs import input_images, output_folders, read_image, to_model_input
+from parti_exp.inference.edit_mask import cells_touched, pad_image, parse_pad, requested_mask
+from parti_exp.inference.edit_sheet import save_edit_sheet
+from parti_exp.inference.editing import RERANK_RULES, edit_image
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.console import quiet_library_noise
+from parti_exp.runtime.images import save_each
+from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.trust import trusting_checkpoints
 from parti_exp.sample import reranking_scorer
-from parti_exp.trust import trusting_checkpoints
 
 
 def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:

@@ -16,17 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
-from parti_exp.console import quiet_library_noise
 from parti_exp.errors import ConfigError
-from parti_exp.instantiate import instantiate
-from parti_exp.job_log import job_log
 from parti_exp.metrics.bits_per_dim import BoundsLikelihood, held_out_bits_per_dim
-from parti_exp.metrics.callback import ImageQualityMetrics
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.generated_images import MakesImagesForMetrics
-from parti_exp.parti.text_to_image import TextToImageModule
-from parti_exp.trust import trusting_checkpoints
+from parti_exp.metrics.image_quality import ImageQualityMetrics
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.console import quiet_library_noise
+from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.trust import trusting_checkpoints
 
 
 def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, overrides: Sequence[str]) -> DictConfig:

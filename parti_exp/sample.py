@@ -5,7 +5,7 @@ PNGs per prompt and grid.png with each prompt above its row; ``n_candidates=k`` 
 as scored by the contrastive scorer at ``scorer_ckpt`` (any data) or, without it, by the held-out digit classifier
 (labelled data).
 
-With a GAN or VAE checkpoint (``parti_exp.gan_tools``): ``mode=interpolate seeds=[1,2,3] steps=16`` writes frames/,
+With a GAN or VAE checkpoint (``parti_exp.inference.latent``): ``mode=interpolate seeds=[1,2,3] steps=16`` writes frames/,
 strip.png and interpolation.gif; GANs also take ``truncation=0.7`` (diversity traded for fidelity) and, when
 class-conditional, ``mode=classes n_per_class=16`` (one folder and one grid row per class). Every run writes
 manifest.json beside its images; ``manifest=<that file> out_dir=DIR`` draws the same images again."""
@@ -22,12 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint, require_checkpoint_file
-from parti_exp.console import quiet_library_noise
-from parti_exp.data.caption_source import LabelCaptions
+from parti_exp.data.captions.labels import LabelCaptions
 from parti_exp.errors import ConfigError
-from parti_exp.gan import GANModule
-from parti_exp.gan_tools import (
+from parti_exp.inference.latent import (
     class_sheets,
     draw_latents,
     interpolate,
@@ -37,18 +34,21 @@ from parti_exp.gan_tools import (
     style_mean_w,
     write_manifest,
 )
-from parti_exp.images import save_captioned_grid, save_each, save_grid
-from parti_exp.instantiate import instantiate
-from parti_exp.job_log import job_log
-from parti_exp.latent_models import LatentImageModel
+from parti_exp.inference.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
-from parti_exp.missing_inputs import MissingInputs
-from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
-from parti_exp.parti.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
-from parti_exp.parti.sampling import SamplingConfig
-from parti_exp.parti.text_to_image import TextToImageModule
-from parti_exp.truncation import check_truncation
-from parti_exp.trust import trusting_checkpoints
+from parti_exp.models.gan.module import GANModule
+from parti_exp.models.gan.truncation import check_truncation
+from parti_exp.models.protocols import LatentImageModel
+from parti_exp.models.text_to_image.contrastive import ContrastiveModule, load_contrastive
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint, require_checkpoint_file
+from parti_exp.runtime.console import quiet_library_noise
+from parti_exp.runtime.images import save_captioned_grid, save_each, save_grid
+from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.missing_inputs import MissingInputs
+from parti_exp.runtime.trust import trusting_checkpoints
 
 GRID_SIZE = 256  # images shown in grid.png; the rest only as files
 

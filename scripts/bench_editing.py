@@ -7,7 +7,7 @@ bottom half (``--mask``) and prompts another digit (``--prompt "a handwritten ei
 held-out classifier that the model never saw reads each edit: an RBF SVM trained by scikit-learn on the *training
 split* of ``load_digits`` at its native 8 x 8, reading the 16 px edit box-filtered back to 8 x 8. Reports, unguided
 (guidance scale 1) and guided (``--guidance``), without reranking and with it (the best of ``--candidates`` by the
-rule of ``parti_exp.parti.editing``, with the model's own digit classifier as the scorer; ``both``: scorer and
+rule of ``parti_exp.inference.editing``, with the model's own digit classifier as the scorer; ``both``: scorer and
 agreement with the kept half, ``scorer``: the classifier alone):
 
 - the rate at which the SVM reads the prompted digit (and the source digit);
@@ -25,13 +25,13 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.svm import SVC
 
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
-from parti_exp.instantiate import instantiate
+from parti_exp.inference.edit_mask import requested_mask
+from parti_exp.inference.editing import edit_image, kept_error
+from parti_exp.inference.rerank import ClassifierScorer
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
-from parti_exp.parti.edit_mask import requested_mask
-from parti_exp.parti.editing import edit_image, kept_error
-from parti_exp.parti.rerank import ClassifierScorer
-from parti_exp.parti.sampling import SamplingConfig
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.instantiate import instantiate
 
 
 def held_out_classifier(split_seed: int, val_fraction: float) -> tuple[SVC, np.ndarray]:

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from parti_exp.callbacks.scene_accuracy import score_scenes
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.data.base import to_signed_unit
-from parti_exp.data.scene_spec import CATEGORIES, ScenePrompt
-from parti_exp.instantiate import instantiate
+from parti_exp.data.captions.scene_spec import CATEGORIES, ScenePrompt
+from parti_exp.inference.rerank import ContrastiveScorer, sample_reranked
 from parti_exp.metrics.scene_reader import load_scene_reader
-from parti_exp.parti.contrastive import load_contrastive
-from parti_exp.parti.rerank import ContrastiveScorer, sample_reranked
+from parti_exp.models.text_to_image.contrastive import load_contrastive
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.instantiate import instantiate
 
 
 def row(name: str, results: dict[str, float]) -> str:

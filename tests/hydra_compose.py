@@ -28,6 +28,16 @@ FAST = [
     "metrics=none",
 ]
 
+# A tiny image tokenizer (model=vqgan at 16 px): stage 1 for the text-to-image tests.
+TINY_VQGAN = [
+    "model=vqgan",
+    "data.img_size=16",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "model.generator.codebook_size=32",
+    "trainer.limit_val_batches=1",
+]
+
 
 def compose_train(tmp_path: Path, *overrides: str, fast: bool = True) -> DictConfig:
     """The composed ``conf/train.yaml`` with outputs under ``tmp_path`` (no Hydra runtime needed)."""

@@ -13,12 +13,11 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
-from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
-from parti_exp.data.caption_source import LabelCaptions
-from parti_exp.data.label_captions import Captioner
+from parti_exp.data.captions.labels import Captioner, LabelCaptions
 from parti_exp.metrics.digit_classifier import class_probabilities, load_or_train_classifier
-from parti_exp.parti.sampling import SamplingConfig
-from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 
 
 @torch.no_grad()

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Mapping
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
-from parti_exp.callbacks.gan_checkpoint import generator_steps
-from parti_exp.callbacks.schedule import logged_this_step
+from parti_exp.callbacks.step_checkpoint import generator_steps
+from parti_exp.runtime.schedule import logged_this_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from parti_exp.callbacks.gan_checkpoint import GANCheckpoint, generator_steps
+from parti_exp.callbacks.step_checkpoint import StepCheckpoint, generator_steps
 from parti_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Preemption(Callback):
 
     def _save(self, trainer: Trainer) -> str:
         for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, GANCheckpoint) and callback.save_last:
+            if isinstance(callback, StepCheckpoint) and callback.save_last:
                 return callback.save_last_now(trainer)
         path = os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
         trainer.save_checkpoint(path)

@@ -1,7 +1,7 @@
 """A grid of samples from one fixed noise batch, saved every N epochs (GANs and the VAE).
 
 Fixed latents make epochs comparable: the same cell of the grid shows how one z evolves. With ``truncation=ψ``
-a second grid of the same latents truncated (``parti_exp.truncation``) is written next to it as
+a second grid of the same latents truncated (``parti_exp.models.gan.truncation``) is written next to it as
 ``epoch_NNNN_truncated.png``; its redraws come from ``seed`` too, so it is comparable across epochs as well.
 """
 
@@ -11,12 +11,12 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
-from parti_exp.callbacks.schedule import due_this_epoch
 from parti_exp.data.base import ImageDataModule
 from parti_exp.errors import ConfigError
-from parti_exp.gan import GANModule
-from parti_exp.latent_models import LatentImageModel
-from parti_exp.truncation import check_truncation
+from parti_exp.models.gan.module import GANModule
+from parti_exp.models.gan.truncation import check_truncation
+from parti_exp.models.protocols import LatentImageModel
+from parti_exp.runtime.schedule import due_this_epoch
 
 
 class SampleGrid(EpochGrid):

@@ -19,12 +19,12 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
-from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
-from parti_exp.data.digit_scenes import DigitScenesDataModule
-from parti_exp.data.scene_spec import CATEGORIES, ScenePrompt
+from parti_exp.data.captions.digit_scenes import DigitScenesDataModule
+from parti_exp.data.captions.scene_spec import CATEGORIES, ScenePrompt
 from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
-from parti_exp.parti.sampling import SamplingConfig
-from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 
 
 def _name(held_out: bool, category: str | None) -> str:

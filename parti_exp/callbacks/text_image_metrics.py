@@ -22,12 +22,12 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
-from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.base import to_signed_unit
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.text_image import clip_score, ids_by_caption, r_precision
-from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
-from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.models.text_to_image.contrastive import ContrastiveModule, load_contrastive
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 
 KEY = "callbacks.text_image_metrics.scorer_ckpt"
 

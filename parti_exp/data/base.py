@@ -13,9 +13,9 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
-from parti_exp.data.caption_source import CaptionSource, LabelCaptions
+from parti_exp.data.captions.labels import LabelCaptions, captioner_for
+from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.data.epoch_sampler import EpochShardSampler
-from parti_exp.data.label_captions import captioner_for
 from parti_exp.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ from typing import Iterator, Protocol, runtime_checkable
 
 import torch
 
-from parti_exp.images import to_uint8
+from parti_exp.runtime.images import to_uint8
 
 
 @runtime_checkable

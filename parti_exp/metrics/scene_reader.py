@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
+from parti_exp.data.captions.scene_spec import EMPTY
 from parti_exp.data.digits import DigitsDataModule
-from parti_exp.data.scene_spec import EMPTY
-from parti_exp.images import to_uint8
 from parti_exp.metrics.digit_classifier import DigitClassifier, TrainingRecipe, load_or_train_classifier
+from parti_exp.runtime.images import to_uint8
 
 # A cell with less mean ink than this (0 = black, 1 = white) is empty. The faintest real digit at 16 px has 0.18
 # and the average 0.30; a generated empty cell is black up to the tokenizer's faint noise.

@@ -2,7 +2,8 @@
 
 The encoder halves the resolution with strided convs (DCGAN's discriminator shape) down to 4x4 and maps to the mean
 and log-variance of a diagonal Gaussian posterior; the decoder mirrors it (DCGAN's generator shape) and outputs
-``params_per_channel`` maps per image channel, whose meaning the likelihood decides (``parti_exp.pixel_likelihood``).
+``params_per_channel`` maps per image channel, whose meaning the likelihood decides
+(``parti_exp.models.vae.pixel_likelihood``).
 No batch norm: an image's bound must not depend on the batch it is measured in.
 """
 

@@ -10,8 +10,8 @@ from lightning.pytorch.accelerators import CPUAccelerator
 
 from parti_exp.callbacks import cpu_threads
 from parti_exp.callbacks.cpu_threads import CpuThreads, busy_cores, idle_thread_count
-from parti_exp.checkpoints import read_checkpoint
 from parti_exp.errors import ConfigError
+from parti_exp.runtime.checkpoints import read_checkpoint
 from parti_exp.train import train
 
 

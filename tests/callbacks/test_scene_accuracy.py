@@ -9,9 +9,9 @@ import torch
 
 from parti_exp.callbacks.scene_accuracy import SceneAccuracy, scene_accuracy, score_scenes
 from parti_exp.data import DigitScenesDataModule, DigitsDataModule
-from parti_exp.data.scene_spec import EMPTY, ScenePrompt, SceneSpec
+from parti_exp.data.captions.scene_spec import EMPTY, ScenePrompt, SceneSpec
 from parti_exp.metrics.scene_reader import load_scene_reader
-from parti_exp.parti.sampling import SamplingConfig
+from parti_exp.models.text_to_image.sampling import SamplingConfig
 
 E = EMPTY
 

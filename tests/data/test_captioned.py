@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from parti_exp.data import CaptionsDataModule, COCODataModule
-from parti_exp.data.caption_source import ImageCaptions
-from parti_exp.data.captioned import clean_caption
+from parti_exp.data.captions.base import clean_caption
+from parti_exp.data.captions.sources import ImageCaptions
 
 
 def write_image(path: Path, value: int, size: tuple[int, int] = (20, 12)) -> None:
@@ -110,7 +110,7 @@ def test_the_cache_holds_images_and_captions_and_a_second_run_decodes_nothing(tm
     write_imagefolder(tmp_path / "set", 6)
     module(tmp_path / "set", tmp_path).setup()
     assert len(list((tmp_path / "cache").glob("*.captions.json"))) == 2
-    monkeypatch.setattr("parti_exp.data.captioned.decode_image_files", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr("parti_exp.data.captions.base.decode_image_files", lambda *a, **k: pytest.fail("decoded again"))
     again = module(tmp_path / "set", tmp_path)
     assert len(captions_of(again, "train")) == len(again.train_set)
 

@@ -8,10 +8,10 @@ from hydra_compose import compose_train
 
 from parti_exp.builders import build_datamodule
 from parti_exp.data import DigitScenesDataModule
-from parti_exp.data.label_captions import DIGIT_WORDS
-from parti_exp.data.scene_captions import scene_captions
-from parti_exp.data.scene_spec import CATEGORIES, EMPTY, SceneSpec
-from parti_exp.parti.text_tokenizer import BPETokenizer
+from parti_exp.data.captions.labels import DIGIT_WORDS
+from parti_exp.data.captions.scene_captions import scene_captions
+from parti_exp.data.captions.scene_spec import CATEGORIES, EMPTY, SceneSpec
+from parti_exp.models.text_to_image.text_tokenizer import BPETokenizer
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hydra_compose import compose_train  # noqa: E402
 
 from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer  # noqa: E402
-from parti_exp.metrics.callback import ClassifierMetrics  # noqa: E402
+from parti_exp.metrics.image_quality import ClassifierMetrics  # noqa: E402
 
 NUM_FAKE = 101  # odd: the ranks generate 51 and 50 images
 

@@ -16,7 +16,7 @@ from hydra_compose import subprocess_env
 
 from parti_exp.builders import build_callbacks
 from parti_exp.evaluate import evaluate
-from parti_exp.metrics.callback import ClassifierMetrics, InceptionMetrics
+from parti_exp.metrics.image_quality import ClassifierMetrics, InceptionMetrics
 from parti_exp.metrics.inception import default_weights_path
 from parti_exp.train import train
 

@@ -1,0 +1,55 @@
+"""ModelCheckpoint that can also save every N generator steps.
+
+Lightning's ``every_n_train_steps`` counts ``trainer.global_step``, which under manual optimization grows by
+one for every optimizer step, D's and G's alike, so "every N steps" would mean something different for every
+n_critic. A GAN's progress is its generator step: ``every_n_g_steps`` refreshes ``last.ckpt`` whenever
+``g_step`` reaches a multiple of N, mid-epoch included, so a crash loses at most N generator steps. A module with
+one optimizer (the text-to-image Transformer) counts its optimizer steps.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from parti_exp.errors import ConfigError
+from parti_exp.models.gan.module import AdversarialModule
+
+
+def generator_steps(trainer: Trainer, pl_module: LightningModule) -> int:
+    """How far training has come: G's updates for an adversarial module, optimizer steps for any other."""
+    return pl_module.g_step if isinstance(pl_module, AdversarialModule) else trainer.global_step
+
+
+class StepCheckpoint(ModelCheckpoint):
+    def __init__(self, *args, every_n_g_steps: int | None = None, **kwargs) -> None:
+        if every_n_g_steps is not None and (not isinstance(every_n_g_steps, int) or every_n_g_steps < 1):
+            raise ConfigError(
+                f"model_checkpoint.every_n_g_steps must be a positive integer or null, got {every_n_g_steps!r}"
+            )
+        super().__init__(*args, **kwargs)
+        self.every_n_g_steps = every_n_g_steps
+        self._last_g_step_saved = -1
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        g_step = generator_steps(trainer, pl_module)
+        if (
+            self.every_n_g_steps is None
+            or g_step == 0
+            or g_step % self.every_n_g_steps
+            or g_step == self._last_g_step_saved
+            or self._should_skip_saving_checkpoint(trainer)
+        ):
+            return
+        self.save_last_now(trainer)
+        self._last_g_step_saved = g_step
+
+    def save_last_now(self, trainer: Trainer) -> str:
+        """Write ``last.ckpt`` with the state of this moment (used by the step schedule and by preemption)."""
+        epoch_end_marker = self._last_global_step_saved
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        # ModelCheckpoint skips its epoch-end save when a checkpoint exists for this global step: a step save of
+        # last.ckpt that falls on the epoch's last batch must not cost the epoch its epoch_NNNN.ckpt.
+        self._last_global_step_saved = epoch_end_marker
+        return self.last_model_path
