@@ -3,8 +3,6 @@ nothing else, so tests build exactly what the command line builds."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 import torch
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger, WandbLogger
@@ -14,6 +12,7 @@ from parti_exp.callbacks.config_in_checkpoint import ConfigInCheckpoint
 from parti_exp.callbacks.cpu_threads import CpuThreads
 from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
+from parti_exp.models.protocols import CompilesNets
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.loggers import wandb_logger_kwargs
 from parti_exp.runtime.wandb_preflight import start_run, wandb_offline
@@ -21,12 +20,6 @@ from parti_exp.runtime.wandb_preflight import start_run, wandb_offline
 
 def build_datamodule(cfg: DictConfig) -> LightningDataModule:
     return instantiate(cfg.data)
-
-
-@runtime_checkable
-class CompilesNets(Protocol):
-    def compile_nets(self) -> None:
-        """torch.compile the module's nets in place."""
 
 
 def build_module(cfg: DictConfig) -> LightningModule:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from parti_exp.callbacks.step_checkpoint import StepCheckpoint, generator_steps
+from parti_exp.callbacks.step_checkpoint import StepCheckpoint
 from parti_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Preemption(Callback):
             return
         path = self._save(trainer)
         requeued = trainer.is_global_zero and self._requeue()
-        raise Preempted(self.received or "a signal on another rank", path, generator_steps(trainer, pl_module),
+        raise Preempted(self.received or "a signal on another rank", path, pl_module.progress_step,
                         requeued)  # fmt: skip
 
     def _save(self, trainer: Trainer) -> str:

@@ -13,9 +13,8 @@ from lightning.pytorch import LightningModule, Trainer
 from parti_exp.callbacks.epoch_grid import EpochGrid
 from parti_exp.data.base import ImageDataModule
 from parti_exp.errors import ConfigError
-from parti_exp.models.gan.module import GANModule
 from parti_exp.models.gan.truncation import check_truncation
-from parti_exp.models.protocols import LatentImageModel
+from parti_exp.models.protocols import LatentImageModel, TruncatesLatents
 from parti_exp.runtime.schedule import due_this_epoch
 
 
@@ -42,7 +41,7 @@ class SampleGrid(EpochGrid):
         if not isinstance(pl_module, LatentImageModel):
             raise TypeError(f"sample_grid draws samples from fixed latents (GANs, VAEs); {type(pl_module).__name__} "
                             "has no latents: set callbacks.sample_grid=null")  # fmt: skip
-        if self.truncation is not None and not isinstance(pl_module, GANModule):
+        if self.truncation is not None and not isinstance(pl_module, TruncatesLatents):
             raise ConfigError(f"callbacks.sample_grid.truncation is the GANs' truncation trick; "
                               f"{type(pl_module).__name__} draws from its prior as it is: set it to null")  # fmt: skip
         if self.latents is None:

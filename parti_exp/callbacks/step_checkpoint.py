@@ -2,9 +2,10 @@
 
 Lightning's ``every_n_train_steps`` counts ``trainer.global_step``, which under manual optimization grows by
 one for every optimizer step, D's and G's alike, so "every N steps" would mean something different for every
-n_critic. A GAN's progress is its generator step: ``every_n_g_steps`` refreshes ``last.ckpt`` whenever
-``g_step`` reaches a multiple of N, mid-epoch included, so a crash loses at most N generator steps. A module with
-one optimizer (the text-to-image Transformer) counts its optimizer steps.
+n_critic. A GAN's progress is its generator step: ``every_n_g_steps`` refreshes ``last.ckpt`` whenever the
+module's ``progress_step`` (``ReportsProgress``) reaches a multiple of N, mid-epoch included, so a crash loses at
+most N generator steps. A module with one optimizer (the VAE, the text-to-image Transformer) counts its optimizer
+steps.
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from parti_exp.errors import ConfigError
-from parti_exp.models.gan.module import AdversarialModule
-
-
-def generator_steps(trainer: Trainer, pl_module: LightningModule) -> int:
-    """How far training has come: G's updates for an adversarial module, optimizer steps for any other."""
-    return pl_module.g_step if isinstance(pl_module, AdversarialModule) else trainer.global_step
 
 
 class StepCheckpoint(ModelCheckpoint):
@@ -33,7 +28,7 @@ class StepCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        g_step = generator_steps(trainer, pl_module)
+        g_step = pl_module.progress_step
         if (
             self.every_n_g_steps is None
             or g_step == 0

@@ -31,11 +31,12 @@ from parti_exp.metrics.class_share import bar_chart
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint
 from parti_exp.metrics.feature_metrics import FeatureMetrics
-from parti_exp.metrics.generated_images import MakesImagesForMetrics, generated_batches
+from parti_exp.metrics.generated_images import generated_batches
 from parti_exp.metrics.inception import InceptionFeatures, resolve_weights
 from parti_exp.metrics.prdc import DC_K, PR_K
 from parti_exp.metrics.prdc import NAMES as PRDC_NAMES
 from parti_exp.metrics.real_stats_cache import RealStatsCache
+from parti_exp.models.protocols import MakesImagesForMetrics
 from parti_exp.runtime.loggers import log_image
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 

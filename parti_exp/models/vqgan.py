@@ -25,6 +25,8 @@ def psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 class VQGANModule(AdversarialModule):
+    family = "vqgan"
+
     def __init__(
         self,
         *args,

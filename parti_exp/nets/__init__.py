@@ -1,7 +1,8 @@
 """Plain ``nn.Module`` architectures, one file per family, and the building blocks they share (residual blocks in
 ``resnet.py``, the vector quantiser in ``quantizer.py``). Nothing here knows about Lightning or training.
 
-The roles a net can play, as the modules that train them call them:
+The roles a net can play, as the modules that train them call them (each a Protocol in
+``parti_exp.models.protocols``):
 
 - an image generator (``ImageGenerator``): ``latent_dim`` and ``forward(z, labels=None)`` -> ``B x C x H x W``
   images in [-1, 1] (DCGAN, ResNet, conditional ResNet, StyleGAN-lite);
@@ -22,60 +23,3 @@ The roles a net can play, as the modules that train them call them:
 Unconditional nets ignore ``labels``; the training loop always passes them, so a conditional net needs no change
 to the loop.
 """
-
-from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
-
-import torch
-
-
-@runtime_checkable
-class ImageGenerator(Protocol):
-    latent_dim: int
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class StyleGenerator(Protocol):
-    latent_dim: int
-
-    def map_to_w(self, z: torch.Tensor) -> torch.Tensor: ...
-
-    def synthesis(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class ClassMixingGenerator(Protocol):
-    num_classes: int
-
-    def forward_class_weights(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class ImageTokenizer(Protocol):
-    token_grid: tuple[int, int]
-    codebook_size: int
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
-
-    def decode(self, indices: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class ImageEmbedder(Protocol):
-    img_size: int
-    channels: int
-    dim: int
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class VariationalAutoencoder(Protocol):
-    latent_dim: int
-
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor: ...

@@ -9,12 +9,11 @@ gradients: no graph walk, and the all-reduce still overlaps the backward pass.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
-
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import DDPStrategy
-from torch import nn
+
+from parti_exp.models.protocols import DistributesNets
 
 
 def seed_per_rank(trainer: Trainer) -> None:
@@ -26,12 +25,6 @@ def seed_per_rank(trainer: Trainer) -> None:
     """
     if trainer.world_size > 1:
         torch.manual_seed(torch.initial_seed() + trainer.global_rank)
-
-
-@runtime_checkable
-class DistributesNets(Protocol):
-    def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
-        """Train each net through ``wrap(net)``; None undoes it."""
 
 
 class PerNetDDPStrategy(DDPStrategy):

@@ -10,6 +10,9 @@ from PIL import Image, ImageDraw
 from torchvision.io import write_png
 from torchvision.utils import make_grid
 
+# Images a command shows in its grid.png (the sample command writes every image as a file as well).
+GRID_SIZE = 256
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float -> [0, 255] uint8 on the CPU (values outside the range are clipped)."""

@@ -13,8 +13,8 @@ from parti_exp.builders import build_module
 from parti_exp.models.gan.module import AdversarialModule
 
 # Every adversarial model; model=parti is a Transformer over a trained tokenizer, model=contrastive a scorer and
-# model=vae a likelihood model, with no loss group (tests/models/text_to_image/ and tests/models/vae/ build them). `_gan` and
-# `_text_tokenizer` are bases models inherit, not models.
+# model=vae a likelihood model, with no loss group (tests/models/text_to_image/ and tests/models/vae/ build them).
+# `_gan` and `_text_tokenizer` are bases models inherit, not models.
 NOT_ADVERSARIAL = ("parti", "contrastive", "vae")
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("[!_]*.yaml") if p.stem not in NOT_ADVERSARIAL)
 LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))

@@ -26,19 +26,17 @@ from typing import Callable, Mapping
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
 from parti_exp.errors import ConfigError
 from parti_exp.models.gan.ema import EMA
 from parti_exp.models.gan.losses import AdversarialLoss
-from parti_exp.models.gan.regularizers import Regularizer
 from parti_exp.models.gan.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
-from parti_exp.nets import ClassMixingGenerator, ImageGenerator, StyleGenerator
+from parti_exp.models.protocols import ClassMixingGenerator, ImageGenerator, Regularizer, StyleGenerator
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step
-from parti_exp.runtime.torch_utils import eval_mode, frozen
+from parti_exp.runtime.torch_utils import eval_mode, frozen, loss_scale
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -209,7 +207,7 @@ class AdversarialModule(LightningModule):
             # Lazy regularization: a penalty with `every` = k runs on one D step in k and scales itself.
             if self.d_step % regularizer.every:
                 continue
-            penalty = regularizer(critic, real, fake, grad_scale=self._loss_scale())
+            penalty = regularizer(critic, real, fake, grad_scale=loss_scale(self._trainer))
             logs[f"train/{name}"] = penalty.detach()
             loss = loss + penalty
         opt.zero_grad(set_to_none=True)
@@ -253,7 +251,7 @@ class AdversarialModule(LightningModule):
     def _clipped_step(self, opt, net: str, step: int, loss_parts: dict, module: nn.Module) -> None:
         """Clip, step the optimizer and its schedule, unless the guard finds a non-finite loss or gradient."""
         parameters = module.parameters()
-        if self.guard is not None and self._loss_scale() != 1.0:
+        if self.guard is not None and loss_scale(self._trainer) != 1.0:
             # Under fp16 loss scaling an overflowing gradient is routine, and so is a penalty taken from one:
             # the scaler skips such a step itself. Only the unscaled loss terms are the guard's to judge.
             parameters = ()
@@ -266,11 +264,10 @@ class AdversarialModule(LightningModule):
             if config.scheduler.optimizer is opt.optimizer:
                 config.scheduler.step()
 
-    def _loss_scale(self) -> float:
-        """The GradScaler's current scale under 16-mixed, else 1 (penalties take gradients by hand)."""
-        plugin = self.trainer.precision_plugin if self._trainer is not None else None
-        scaler = plugin.scaler if isinstance(plugin, MixedPrecision) else None
-        return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
+    @property
+    def progress_step(self) -> int:
+        """G's updates: how far an adversarial run has come (``ReportsProgress``)."""
+        return self.g_step
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gan_steps"] = {"g_step": self.g_step, "d_step": self.d_step}
@@ -283,6 +280,8 @@ class AdversarialModule(LightningModule):
 
 class GANModule(AdversarialModule):
     """A GAN in the usual sense: G maps latents (and, for conditional nets, labels) to images."""
+
+    family = "gan"
 
     def __init__(self, generator: nn.Module, *args, **kwargs) -> None:
         if not isinstance(generator, ImageGenerator):
@@ -309,15 +308,23 @@ class GANModule(AdversarialModule):
 
     @torch.no_grad()
     def generate_truncated(
-        self, z: torch.Tensor, labels: torch.Tensor | None, psi: float, rng: torch.Generator
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor | None,
+        psi: float,
+        rng: torch.Generator,
+        mean_w: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``generate`` with the truncation trick (``parti_exp.models.gan.truncation``): in w when the generator has a
-        style space, else BigGAN's redraw of z entries beyond the threshold, drawn from ``rng``. ψ = 1 is
-        ``generate``."""
+        """``generate`` with the truncation trick (``parti_exp.models.gan.truncation``), the one rule the sample grid
+        and ``python -m parti_exp.sample`` share: in w toward ``mean_w`` (default ``mean_w()``) when the generator has
+        a style space, else BigGAN's redraw of z entries beyond the threshold, drawn from ``rng`` (entries already
+        within it are kept: latents truncated beforehand come out as they are). ψ = 1 is ``generate``."""
         if psi >= 1.0:
             return self.generate(z, labels)
         if self.has_style_space:
-            return self.generate_from_w(truncate_w(self.map_to_w(z), self.mean_w(), psi), labels)
+            w = self.map_to_w(z)
+            mean_w = self.mean_w() if mean_w is None else mean_w.to(w.device)
+            return self.generate_from_w(truncate_w(w, mean_w, psi), labels)
         return self.generate(redraw_beyond(z, truncation_threshold(psi), rng), labels)
 
     @property

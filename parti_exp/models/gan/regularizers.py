@@ -6,18 +6,9 @@ loop applies it on every k-th D step only, and it scales itself to make up for t
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
-
 import torch
 
-Critic = Callable[[torch.Tensor], torch.Tensor]
-
-
-class Regularizer(Protocol):
-    every: int
-
-    def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
-        ...
+from parti_exp.models.protocols import Critic
 
 
 class GradientPenalty:

@@ -16,7 +16,8 @@ from lightning.pytorch import LightningModule
 
 from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.errors import BadCheckpointError
-from parti_exp.models.text_to_image.text_tokenizer import BPETokenizer, TextTokenizer, tokenizer_from_state
+from parti_exp.models.protocols import TextTokenizer
+from parti_exp.models.text_to_image.text_tokenizer import BPETokenizer, tokenizer_from_state
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ class CaptionedModule(LightningModule):
         # The data's captions: set when a fit starts (setup), or by whoever measures the model on that data
         # (use_captions).
         self.captions: CaptionSource | None = None
+
+    @property
+    def progress_step(self) -> int:
+        """Optimizer steps (``ReportsProgress``)."""
+        return self.trainer.global_step
 
     def setup(self, stage: str) -> None:
         self.use_captions(self.trainer.datamodule.caption_source())

@@ -24,10 +24,10 @@ from torch import nn
 
 from parti_exp.data.captions.labels import captioner_for
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
+from parti_exp.models.protocols import ImageTokenizer
 from parti_exp.models.text_to_image.captioned import CaptionedModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig, sample_image_tokens
 from parti_exp.models.text_to_image.text_tokenizer import WordTokenizer
-from parti_exp.nets import ImageTokenizer
 from parti_exp.nets.transformer import TextToImageTransformer
 from parti_exp.runtime.checkpoints import MODEL_EXTRAS_KEY, load_net
 from parti_exp.runtime.console import expect_frozen_modules
@@ -56,6 +56,8 @@ def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
 
 
 class TextToImageModule(CaptionedModule):
+    family = "text_to_image"
+
     def __init__(
         self,
         tokenizer_ckpt: str,

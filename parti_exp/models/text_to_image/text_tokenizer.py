@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -27,21 +27,6 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from parti_exp.errors import BadDataError, ConfigError, MissingInputError
 
 log = logging.getLogger(__name__)
-
-
-class TextTokenizer(Protocol):
-    max_len: int
-
-    @property
-    def vocab_size(self) -> int: ...
-
-    def encode(self, captions: list[str], warn: bool = False) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def decode(self, ids: torch.Tensor) -> list[str]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
 
 
 class WordTokenizer:

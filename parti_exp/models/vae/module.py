@@ -23,9 +23,9 @@ from typing import Callable
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.plugins.precision import MixedPrecision
 
 from parti_exp.errors import ConfigError
+from parti_exp.models.protocols import VariationalAutoencoder
 from parti_exp.models.vae.elbo import (
     active_units,
     bits_per_dim,
@@ -36,11 +36,10 @@ from parti_exp.models.vae.elbo import (
     log_normal,
 )
 from parti_exp.models.vae.pixel_likelihood import PixelLikelihood
-from parti_exp.nets import VariationalAutoencoder
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step
-from parti_exp.runtime.torch_utils import eval_mode
+from parti_exp.runtime.torch_utils import eval_mode, grad_scaler
 
 NetFactory = Callable[..., torch.nn.Module]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -52,7 +51,8 @@ ACTIVE_THRESHOLD = 1e-2
 
 
 class VAEModule(LightningModule):
-    # The latent tools' protocol (parti_exp.models.protocols): no style space, no classes.
+    family = "vae"
+    # The latent tools' protocol (LatentImageModel): no style space, no classes.
     has_style_space = False
     num_classes = None
 
@@ -105,6 +105,11 @@ class VAEModule(LightningModule):
     @property
     def latent_dim(self) -> int:
         return self.net.latent_dim
+
+    @property
+    def progress_step(self) -> int:
+        """Optimizer steps (``ReportsProgress``)."""
+        return self.trainer.global_step
 
     @property
     def bpd_meaning(self) -> str:
@@ -172,9 +177,7 @@ class VAEModule(LightningModule):
         """Clip and step, unless the guard finds a non-finite loss or gradient (as the GAN loop's steps)."""
         # Under fp16 loss scaling an overflowing gradient is routine and the scaler skips that step itself: only the
         # loss is the guard's to judge then.
-        plugin = self.trainer.precision_plugin
-        scaled = isinstance(plugin, MixedPrecision) and plugin.scaler is not None and plugin.scaler.is_enabled()
-        parameters = () if scaled else self.net.parameters()
+        parameters = () if grad_scaler(self.trainer) is not None else self.net.parameters()
         guarded_step(self, opt, self.guard, "VAE", self.trainer.global_step, loss_parts, parameters, self.grad_clip_val)
 
     def on_validation_epoch_start(self) -> None:

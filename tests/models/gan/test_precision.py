@@ -68,7 +68,7 @@ def test_bf16_on_a_cpu_without_native_bfloat16_warns_with_the_fix(tmp_path, monk
 
     from hydra_compose import compose_train
 
-    from parti_exp import config_checks
+    from parti_exp.runtime import config_checks
 
     monkeypatch.setattr(config_checks, "cpu_has_native_bf16", lambda: native)
     with caplog.at_level(logging.WARNING, logger="parti_exp.runtime.config_checks"):

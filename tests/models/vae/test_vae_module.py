@@ -7,9 +7,7 @@ import torch
 from lightning.pytorch import Callback
 
 from parti_exp.errors import ConfigError
-from parti_exp.metrics.bits_per_dim import BoundsLikelihood
-from parti_exp.metrics.generated_images import MakesImagesForMetrics
-from parti_exp.models.protocols import LatentImageModel
+from parti_exp.models.protocols import BoundsLikelihood, LatentImageModel, MakesImagesForMetrics
 from parti_exp.models.vae.module import VAEModule
 from parti_exp.models.vae.pixel_likelihood import PixelLikelihood
 from parti_exp.nets.vae import ConvVAE
