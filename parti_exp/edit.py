@@ -21,6 +21,7 @@ from parti_exp.inference.edit_inputs import input_images, output_folders, read_i
 from parti_exp.inference.edit_mask import cells_touched, pad_image, parse_pad, requested_mask
 from parti_exp.inference.edit_sheet import save_edit_sheet
 from parti_exp.inference.editing import RERANK_RULES, edit_image
+from parti_exp.inference.prompts import reranking_scorer
 from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
@@ -28,7 +29,6 @@ from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.trust import trusting_checkpoints
-from parti_exp.sample import reranking_scorer
 
 
 def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:

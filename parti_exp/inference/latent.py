@@ -1,7 +1,6 @@
-"""What ``python -m parti_exp.sample`` does with a trained GAN besides plain samples: truncated latents,
-interpolation between seeds (frames, a strip and an animated GIF), one sheet row per class, and the
-``manifest.json`` that lets any of these be drawn again. Plain samples and interpolation serve any
-``LatentImageModel`` (the VAE too); truncation, w space and classes are a GAN's.
+"""What ``python -m parti_exp.sample`` does with a model that decodes latents: plain samples, truncated latents,
+interpolation between seeds (frames, a strip and an animated GIF) and one sheet row per class. Plain samples and
+interpolation serve any ``LatentImageModel`` (the VAE too); truncation, w space and classes are a GAN's.
 
 Latents of a seed are ``torch.randn(n, latent_dim)`` from a CPU generator seeded with it, drawn in one go (so
 the images do not depend on batch_size or device); the first latent of seed s is the one ``n=1 seed=s`` draws.
@@ -9,22 +8,16 @@ the images do not depend on batch_size or device); the first latent of seed s is
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 
 from parti_exp.errors import ConfigError
 from parti_exp.models.gan.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
 from parti_exp.models.protocols import LatentImageModel
-from parti_exp.runtime.images import save_captioned_grid, save_each, save_grid, to_uint8
-
-MANIFEST = "manifest.json"
-# Sample settings that say where or how to run, not what to draw: left out of the manifest.
-NOT_SETTINGS = ("out_dir", "paths", "hydra", "device", "manifest", "task_name", "classifier_cache_dir")
+from parti_exp.runtime.images import GRID_SIZE, save_captioned_grid, save_each, save_grid, to_uint8
 
 
 def draw_latents(module: LatentImageModel, n: int, seed: int, psi: float) -> torch.Tensor:
@@ -37,17 +30,23 @@ def draw_latents(module: LatentImageModel, n: int, seed: int, psi: float) -> tor
     return z
 
 
-def render(module: LatentImageModel, z: torch.Tensor, labels: torch.Tensor | None, psi: float, batch_size: int,
-           mean_w: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-    """Images (CPU) of latents from ``draw_latents``, in batches; a style generator with ψ < 1 is truncated in w
-    toward ``mean_w``."""
+def render(
+    module: LatentImageModel,
+    z: torch.Tensor,
+    labels: torch.Tensor | None,
+    psi: float,
+    batch_size: int,
+    mean_w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Images (CPU) of latents from ``draw_latents``, in batches. With ψ < 1 the module truncates them as its sample
+    grid does (``generate_truncated``): a style generator in w toward ``mean_w``; z drawn by ``draw_latents`` is
+    already within the threshold, so nothing is redrawn (and no generator is needed)."""
     out = []
     for start in range(0, len(z), batch_size):
         zb = z[start : start + batch_size]
         lb = None if labels is None else labels[start : start + batch_size]
-        if psi < 1.0 and module.has_style_space:
-            w = module.map_to_w(zb)
-            out.append(module.generate_from_w(truncate_w(w, mean_w.to(w.device), psi), lb).cpu())
+        if psi < 1.0:
+            out.append(module.generate_truncated(zb, lb, psi, None, mean_w).cpu())
         else:
             out.append(module.generate(zb, lb).cpu())
     return torch.cat(out)
@@ -61,8 +60,37 @@ def style_mean_w(module: LatentImageModel, psi: float) -> torch.Tensor | None:
 def mean_w_note(module: LatentImageModel, psi: float) -> dict | None:
     if psi >= 1.0 or not module.has_style_space:
         return None
-    return {"latents": MEAN_W_LATENTS, "seed": MEAN_W_SEED, "stored": False,
-            "how": "recomputed from the checkpoint at every run: the mean of that seed's mapped latents"}  # fmt: skip
+    return {
+        "latents": MEAN_W_LATENTS,
+        "seed": MEAN_W_SEED,
+        "stored": False,
+        "how": "recomputed from the checkpoint at every run: the mean of that seed's mapped latents",
+    }
+
+
+def sample_latents(
+    module: LatentImageModel, train_cfg: DictConfig, cfg: DictConfig, psi: float, out_dir: Path
+) -> tuple[list[Path], dict]:
+    """``cfg.n`` images, the classes cycled for a conditional model, and grid.png."""
+    num_classes = int(train_cfg.data.get("num_classes") or 1)
+    classes = torch.tensor(list(cfg.classes)) if cfg.classes is not None else torch.arange(num_classes)
+    if ((classes < 0) | (classes >= num_classes)).any():
+        raise ConfigError(f"classes={cfg.classes} out of range for {num_classes} classes in {train_cfg.data._target_}")
+
+    # All latents in one draw: torch's CPU normal sampler orders its stream differently for different
+    # tensor sizes, so per-batch draws would make the images depend on batch_size.
+    latents = draw_latents(module, cfg.n, cfg.seed, psi)
+    labels = classes[torch.arange(cfg.n) % len(classes)]
+    mean_w = style_mean_w(module, psi)
+    paths, grid = [], []
+    for start in range(0, cfg.n, cfg.batch_size):
+        batch = slice(start, start + cfg.batch_size)
+        images = render(module, latents[batch], labels[batch], psi, cfg.batch_size, mean_w)
+        paths += save_each(images, out_dir, start=start)
+        if start < GRID_SIZE:
+            grid.append(images[: GRID_SIZE - start])
+    save_grid(torch.cat(grid), out_dir / "grid.png")
+    return paths, {"mean_w": mean_w_note(module, psi)}
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -182,47 +210,3 @@ def class_sheets(module: LatentImageModel, cfg: DictConfig, psi: float, out_dir:
         rows.append((f"class {c}", images))
     save_captioned_grid(rows, out_dir / "grid.png")
     return paths, {"classes": classes, "mean_w": mean_w_note(module, psi)}
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_manifest(out_dir: Path, cfg: DictConfig, checkpoint: dict, details: dict) -> Path:
-    """``manifest.json``: the checkpoint (path, SHA-256, G step), the seeds and every setting that decides the
-    images; ``python -m parti_exp.sample manifest=<it> out_dir=…`` draws them again."""
-    kept = [key for key in cfg if key not in NOT_SETTINGS]  # before resolving: paths.* need a Hydra run
-    settings = OmegaConf.to_container(OmegaConf.masked_copy(cfg, kept), resolve=True)
-    manifest = {
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
-        "checkpoint_sha256": file_sha256(cfg.ckpt_path),
-        "g_step": checkpoint.get("gan_steps", {}).get("g_step"),
-        "mode": cfg.mode,
-        "seeds": list(cfg.seeds) if cfg.mode == "interpolate" else [cfg.seed],
-        "settings": settings,
-        **{k: v for k, v in details.items() if v is not None},
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return path
-
-
-def settings_from_manifest(cfg: DictConfig) -> DictConfig:
-    """``cfg`` with the settings of ``cfg.manifest`` in place of its own (where and on what device are kept); the
-    checkpoint is the manifest's absolute path unless ``ckpt_path`` is given (a moved copy), and must still be the
-    file the manifest was written from."""
-    path = Path(cfg.manifest)
-    if not path.is_file():
-        raise ConfigError(f"manifest={path} does not exist: give the manifest.json written beside a sample's images")
-    manifest = json.loads(path.read_text())
-    given = None if OmegaConf.is_missing(cfg, "ckpt_path") else cfg.ckpt_path
-    replay = OmegaConf.merge(cfg, manifest["settings"], {"ckpt_path": given or manifest["checkpoint"]})
-    if Path(replay.ckpt_path).is_file() and file_sha256(replay.ckpt_path) != manifest["checkpoint_sha256"]:
-        raise ConfigError(f"manifest={path} was written from another file than ckpt_path={replay.ckpt_path} (its "
-                          "SHA-256 differs): the images would not be the same; restore that checkpoint")  # fmt: skip
-    return replay

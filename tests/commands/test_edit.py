@@ -13,9 +13,9 @@ from torchvision.io import read_image
 
 from parti_exp.edit import edit
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
+from parti_exp.inference.prompts import reranking_scorer
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.images import to_uint8
-from parti_exp.sample import reranking_scorer
 
 PARTI = OLD_PARTI
 VQGAN = OLD_TOKENIZER

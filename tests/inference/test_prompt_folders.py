@@ -6,7 +6,8 @@ from pathlib import Path
 from checkpoint_helpers import OLD_PARTI
 from hydra_compose import compose_sample
 
-from parti_exp.sample import prompt_folder, sample
+from parti_exp.inference.prompts import prompt_folder
+from parti_exp.sample import sample
 
 HOSTILE = ["../../escaped", "/tmp/absolute", "..", ".", "nul\0byte", "a" * 10_000, "日本語" * 3_000, "",
            "seven/../../x"]
