@@ -3,7 +3,10 @@ nothing else, so tests build exactly what the command line builds."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+from hydra._internal.utils import _locate
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -58,16 +61,24 @@ def build_wandb_logger(logger_cfg: DictConfig) -> WandbLogger:
     return logger
 
 
+# Loggers that need more than instantiate, by the Lightning class they are or derive from.
+LOGGER_BUILDERS: dict[type[Logger], Callable[[DictConfig], Logger]] = {WandbLogger: build_wandb_logger}
+
+
+def build_logger(logger_cfg: DictConfig) -> Logger:
+    try:
+        # The resolver instantiate itself uses, so the class is the one that would be built.
+        logger_class = _locate(logger_cfg._target_)
+    except (ImportError, ValueError):
+        logger_class = None  # instantiate below says what is wrong with the _target_
+    for base, build in LOGGER_BUILDERS.items():
+        if isinstance(logger_class, type) and issubclass(logger_class, base):
+            return build(logger_cfg)
+    return instantiate(logger_cfg)
+
+
 def build_loggers(cfg: DictConfig) -> list[Logger]:
-    loggers = []
-    for logger_cfg in (cfg.get("logger") or {}).values():
-        if logger_cfg is None:
-            continue
-        if logger_cfg._target_.endswith("WandbLogger"):
-            loggers.append(build_wandb_logger(logger_cfg))
-        else:
-            loggers.append(instantiate(logger_cfg))
-    return loggers
+    return [build_logger(c) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
