@@ -11,9 +11,9 @@ import dataclasses
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
 
 from parti_exp.data.captions.labels import Captioner, LabelCaptions
+from parti_exp.errors import ConfigError
 from parti_exp.metrics.digit_classifier import class_probabilities, load_or_train_classifier
 from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig
@@ -45,7 +45,8 @@ def caption_accuracy(
 
 
 class CaptionAccuracy(Callback):
-    """Logs ``val/caption_acc`` (the model's guidance scale) and ``val/caption_acc_unguided`` every N epochs."""
+    """Logs ``val/caption_acc`` (the model's guidance scale) and ``val/caption_acc_unguided`` every N epochs, on
+    labelled data whose captions name one class (the ``conf/model_data/parti_<data>.yaml`` of such data adds it)."""
 
     def __init__(self, cache_dir: str, per_class: int = 50, every_n_epochs: int = 5, seed: int = 0) -> None:
         if per_class < 1:
@@ -64,8 +65,8 @@ class CaptionAccuracy(Callback):
         source = datamodule.caption_source()
         if not isinstance(source, LabelCaptions) or not source.captioner.single_label:
             # Free-text (or multi-attribute) captions name no one class a classifier could read back.
-            rank_zero_info(f"caption accuracy is off: {datamodule.name}'s captions do not name one class per image")
-            return
+            raise ConfigError(f"callbacks.caption_accuracy reads each sample's class back, and {datamodule.name}'s "
+                              "captions do not name one class per image: set callbacks.caption_accuracy=null")
         self.captioner = source.captioner
         self.classifier = load_or_train_classifier(
             datamodule.train_set,
@@ -77,7 +78,7 @@ class CaptionAccuracy(Callback):
         ).net
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.classifier is None or not due_this_epoch(trainer, self.every_n_epochs):
+        if not due_this_epoch(trainer, self.every_n_epochs):
             return
         self.classifier.to(pl_module.device)
         guided = pl_module.sampling

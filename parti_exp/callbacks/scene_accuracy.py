@@ -17,10 +17,10 @@ import dataclasses
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
 
 from parti_exp.data.captions.digit_scenes import DigitScenesDataModule
 from parti_exp.data.captions.scene_spec import CATEGORIES, ScenePrompt
+from parti_exp.errors import ConfigError
 from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
 from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig
@@ -66,8 +66,8 @@ def scene_accuracy(
 
 
 class SceneAccuracy(Callback):
-    """Logs the scene accuracies (see the module's docstring) every N epochs on ``data=digit_scenes``; off for other
-    data."""
+    """Logs the scene accuracies (see the module's docstring) every N epochs on ``data=digit_scenes``
+    (``conf/model_data/parti_digit_scenes.yaml`` adds it)."""
 
     def __init__(
         self,
@@ -93,14 +93,13 @@ class SceneAccuracy(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
         if not isinstance(datamodule, DigitScenesDataModule):
-            # Part of every text-to-image run's callbacks, as caption accuracy is: it measures digit scenes only.
-            rank_zero_info(f"scene accuracy is off: it reads digit scenes (data=digit_scenes), not {datamodule.name}")
-            return
+            raise ConfigError(f"callbacks.scene_accuracy reads digit scenes (data=digit_scenes), not "
+                              f"{datamodule.name}: set callbacks.scene_accuracy=null")
         self.prompts = datamodule.evaluation_prompts(self.specs_per_category, self.phrasings, self.seed)
         self.reader = load_scene_reader(datamodule.digits, self.cache_dir, pl_module.device)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.reader is None or not due_this_epoch(trainer, self.every_n_epochs):
+        if not due_this_epoch(trainer, self.every_n_epochs):
             return
         self.reader.classifier.to(pl_module.device)
         guided = pl_module.sampling

@@ -10,6 +10,7 @@ import torch
 from parti_exp.callbacks.scene_accuracy import SceneAccuracy, scene_accuracy, score_scenes
 from parti_exp.data import DigitScenesDataModule, DigitsDataModule
 from parti_exp.data.captions.scene_spec import EMPTY, ScenePrompt, SceneSpec
+from parti_exp.errors import ConfigError
 from parti_exp.metrics.scene_reader import load_scene_reader
 from parti_exp.models.text_to_image.sampling import SamplingConfig
 
@@ -45,12 +46,14 @@ def test_callback_settings_are_checked():
         SceneAccuracy(cache_dir="unused", every_n_epochs=0)
 
 
-def test_scene_accuracy_is_off_for_other_data(tmp_path):
+def test_scene_accuracy_refuses_other_data(tmp_path):
+    # Composed for data=digit_scenes only (conf/model_data/parti_digit_scenes.yaml); added by hand to other data, it
+    # says so before anything is trained.
     callback = SceneAccuracy(cache_dir=str(tmp_path))
-    callback.setup(SimpleNamespace(datamodule=DigitsDataModule()), None, "fit")
+    with pytest.raises(ConfigError, match=r"reads digit scenes \(data=digit_scenes\), not digits: set "
+                       r"callbacks.scene_accuracy=null"):
+        callback.setup(SimpleNamespace(datamodule=DigitsDataModule()), None, "fit")
     assert callback.reader is None and not any(tmp_path.iterdir())  # no classifier trained
-    trainer = SimpleNamespace(sanity_checking=False, fast_dev_run=True, current_epoch=0)
-    callback.on_train_epoch_end(trainer, None)  # due (a fast_dev_run), and does nothing
 
 
 class ComposingModel:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from hydra.utils import instantiate
-from hydra_compose import REPO_ROOT, subprocess_env
+from hydra_compose import REPO_ROOT, compose_train, subprocess_env
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_module
@@ -143,3 +143,24 @@ def test_gpu_trainer_without_gpu_says_what_to_use_instead(cfg_factory):
 
     with pytest.raises(RuntimeError, match="no CUDA GPU.*trainer=ddp_sim"):
         build_trainer(cfg_factory("trainer=ddp", fast=False), [], [])
+
+
+@pytest.mark.parametrize(
+    "data,reader",
+    [
+        ("digits", "caption_accuracy"),
+        ("mnist", "caption_accuracy"),
+        ("cifar10", "caption_accuracy"),
+        ("digit_scenes", "scene_accuracy"),
+        ("celeba", None),  # captions of several attributes name no one class
+        ("captions", None),
+        ("coco", None),
+    ],
+)
+def test_a_text_to_image_run_reads_its_samples_back_where_its_data_allows(tmp_path, data, reader):
+    # Chosen by composition (conf/model_data/parti_<data>.yaml), not by the callbacks looking at the data.
+    cfg = compose_train(tmp_path, "model=parti", f"data={data}", "model.tokenizer_ckpt=unused.ckpt", fast=False)
+    readers = {"caption_accuracy", "scene_accuracy"} & set(cfg.callbacks)
+    assert readers == ({reader} if reader else set())
+    assert {"model_checkpoint", "prompt_grid", "text_image_metrics"} <= set(cfg.callbacks)
+    assert cfg.callbacks.sample_grid is None
