@@ -29,15 +29,15 @@ from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.trust import trusting_checkpoints
+from parti_exp.runtime.validation import require
 
 
 def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     """Write ``cfg.n`` edits of each image of ``cfg.image`` and a sheet per image under ``out_dir/edits``; return
     the edits' paths."""
-    if cfg.n < 1 or cfg.n_candidates < 1:
-        raise ConfigError(f"n and n_candidates must be >= 1, got n={cfg.n}, n_candidates={cfg.n_candidates}")
-    if cfg.rerank not in RERANK_RULES:
-        raise ConfigError(f"rerank={cfg.rerank} is not one of {', '.join(RERANK_RULES)}")
+    require(cfg.n >= 1 and cfg.n_candidates >= 1, "n and n_candidates",
+            f"must be >= 1, got n={cfg.n}, n_candidates={cfg.n_candidates}")
+    require(cfg.rerank in RERANK_RULES, f"rerank={cfg.rerank}", f"is not one of {', '.join(RERANK_RULES)}")
     if not str(cfg.prompt).strip():
         raise ConfigError('prompt is empty: say what the regenerated area should show, prompt="a handwritten eight"')
     pad = parse_pad(cfg.pad)

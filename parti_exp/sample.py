@@ -23,7 +23,6 @@ from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.errors import ConfigError
 from parti_exp.inference.manifest import settings_from_manifest, write_manifest
 from parti_exp.inference.samplers import sampler_for
 from parti_exp.models.gan.truncation import check_truncation
@@ -32,6 +31,7 @@ from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.missing_inputs import MissingInputs
 from parti_exp.runtime.trust import trusting_checkpoints
+from parti_exp.runtime.validation import require
 
 MODES = ("sample", "interpolate", "classes")
 
@@ -41,10 +41,9 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     manifest.json; return the per-image paths."""
     if cfg.get("manifest"):
         cfg = settings_from_manifest(cfg)
-    if cfg.n < 1 or cfg.batch_size < 1:
-        raise ConfigError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
-    if cfg.mode not in MODES:
-        raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(MODES)}")
+    require(cfg.n >= 1 and cfg.batch_size >= 1, "n and batch_size",
+            f"must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
+    require(cfg.mode in MODES, f"mode={cfg.mode}", f"is not one of {', '.join(MODES)}")
     check_truncation(cfg.truncation)
     # Every checkpoint the command reads, before any is loaded: the missing ones in one message
     missing = MissingInputs()

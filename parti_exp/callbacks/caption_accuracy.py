@@ -18,6 +18,7 @@ from parti_exp.metrics.digit_classifier import class_probabilities, load_or_trai
 from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.validation import require
 
 
 @torch.no_grad()
@@ -49,8 +50,7 @@ class CaptionAccuracy(Callback):
     labelled data whose captions name one class (the ``conf/model_data/parti_<data>.yaml`` of such data adds it)."""
 
     def __init__(self, cache_dir: str, per_class: int = 50, every_n_epochs: int = 5, seed: int = 0) -> None:
-        if per_class < 1:
-            raise ValueError(f"caption_accuracy.per_class must be >= 1, got {per_class}")
+        require(per_class >= 1, "caption_accuracy.per_class", f"must be >= 1, got {per_class}")
         check_every_n_epochs("caption_accuracy", every_n_epochs)
         self.cache_dir = cache_dir
         self.per_class = per_class

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from parti_exp.callbacks.step_checkpoint import StepCheckpoint
-from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import require
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class Preemption(Callback):
         self, signals: Sequence[str] = ("SIGTERM", "SIGUSR1", "SIGUSR2"), requeue_on_slurm: bool = True
     ) -> None:
         unknown = [name for name in signals if not hasattr(signal, name)]
-        if unknown:
-            raise ConfigError(f"preemption.signals: unknown signal names {unknown} (use names such as SIGTERM)")
+        require(not unknown, "preemption.signals:", f"unknown signal names {unknown} (use names such as SIGTERM)")
         self.signals = tuple(signals)
         self.requeue_on_slurm = requeue_on_slurm
         self.received: str | None = None

@@ -12,10 +12,10 @@ from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
 from parti_exp.data.base import ImageDataModule
-from parti_exp.errors import ConfigError
 from parti_exp.models.gan.truncation import check_truncation
 from parti_exp.models.protocols import LatentImageModel, TruncatesLatents
 from parti_exp.runtime.schedule import due_this_epoch
+from parti_exp.runtime.validation import require
 
 
 class SampleGrid(EpochGrid):
@@ -27,8 +27,7 @@ class SampleGrid(EpochGrid):
         seed: int = 0,
         truncation: float | None = None,
     ) -> None:
-        if num_samples < 1:
-            raise ValueError(f"sample_grid needs num_samples >= 1, got {num_samples}")
+        require(num_samples >= 1, "sample_grid", f"needs num_samples >= 1, got {num_samples}")
         super().__init__(dirpath, every_n_epochs)
         key = "callbacks.sample_grid.truncation"
         self.truncation = None if truncation is None else check_truncation(truncation, key)
@@ -41,9 +40,9 @@ class SampleGrid(EpochGrid):
         if not isinstance(pl_module, LatentImageModel):
             raise TypeError(f"sample_grid draws samples from fixed latents (GANs, VAEs); {type(pl_module).__name__} "
                             "has no latents: set callbacks.sample_grid=null")  # fmt: skip
-        if self.truncation is not None and not isinstance(pl_module, TruncatesLatents):
-            raise ConfigError(f"callbacks.sample_grid.truncation is the GANs' truncation trick; "
-                              f"{type(pl_module).__name__} draws from its prior as it is: set it to null")  # fmt: skip
+        truncates = self.truncation is None or isinstance(pl_module, TruncatesLatents)
+        require(truncates, "callbacks.sample_grid.truncation", f"is the GANs' truncation trick; "
+                f"{type(pl_module).__name__} draws from its prior as it is: set it to null")
         if self.latents is None:
             # Drawn from a private generator so the global RNG stream, and thus training, is unaffected.
             rng = torch.Generator().manual_seed(self.seed)

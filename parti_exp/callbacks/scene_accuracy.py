@@ -25,6 +25,7 @@ from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
 from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.validation import require
 
 
 def _name(held_out: bool, category: str | None) -> str:
@@ -78,8 +79,7 @@ class SceneAccuracy(Callback):
         every_n_epochs: int = 5,
         seed: int = 0,
     ) -> None:
-        if per_prompt < 1:
-            raise ValueError(f"scene_accuracy.per_prompt must be >= 1, got {per_prompt}")
+        require(per_prompt >= 1, "scene_accuracy.per_prompt", f"must be >= 1, got {per_prompt}")
         check_every_n_epochs("scene_accuracy", every_n_epochs)
         self.cache_dir = cache_dir
         self.per_prompt = per_prompt

@@ -13,15 +13,13 @@ from __future__ import annotations
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import is_int_at_least, require
 
 
 class StepCheckpoint(ModelCheckpoint):
     def __init__(self, *args, every_n_g_steps: int | None = None, **kwargs) -> None:
-        if every_n_g_steps is not None and (not isinstance(every_n_g_steps, int) or every_n_g_steps < 1):
-            raise ConfigError(
-                f"model_checkpoint.every_n_g_steps must be a positive integer or null, got {every_n_g_steps!r}"
-            )
+        require(every_n_g_steps is None or is_int_at_least(every_n_g_steps, 1), "model_checkpoint.every_n_g_steps",
+                f"must be a positive integer or null, got {every_n_g_steps!r}")
         super().__init__(*args, **kwargs)
         self.every_n_g_steps = every_n_g_steps
         self._last_g_step_saved = -1

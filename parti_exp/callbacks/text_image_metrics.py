@@ -28,6 +28,7 @@ from parti_exp.metrics.text_image import clip_score, ids_by_caption, r_precision
 from parti_exp.models.text_to_image.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.validation import is_int_at_least, require
 
 KEY = "callbacks.text_image_metrics.scorer_ckpt"
 
@@ -43,10 +44,10 @@ class TextImageMetrics(Callback):
         seed: int = 0,
     ) -> None:
         # num_images >= 2: R-precision ranks a prompt against the captions of other images.
-        for name, value, least in (("num_images", num_images, 2), ("distractors", distractors, 1),
-                                   ("batch_size", batch_size, 1)):  # fmt: skip
-            if not isinstance(value, int) or value < least:
-                raise ConfigError(f"text_image_metrics.{name} must be an integer >= {least}, got {value!r}")
+        least = {"num_images": (num_images, 2), "distractors": (distractors, 1), "batch_size": (batch_size, 1)}
+        for name, (value, at_least) in least.items():
+            require(is_int_at_least(value, at_least), f"text_image_metrics.{name}",
+                    f"must be an integer >= {at_least}, got {value!r}")
         check_every_n_epochs("text_image_metrics", every_n_epochs)
         self.scorer_ckpt = scorer_ckpt
         self.num_images = num_images

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from parti_exp.data.decode import open_image
 from parti_exp.errors import ConfigError, MissingInputError
+from parti_exp.runtime.validation import is_int_at_least, require
 
 HALVES = ("top", "bottom", "left", "right")
 BOX_TEXT = re.compile(r"box=\[([^\]]*)\]")
@@ -39,15 +40,14 @@ def parse_pad(pad: Sequence[int] | None) -> tuple[int, int, int, int]:
     if pad is None:
         return (0, 0, 0, 0)
     values = list(pad)
-    if len(values) != 4 or not all(isinstance(v, int) and v >= 0 for v in values):
-        raise ConfigError(f"pad={values} must be four pixel counts >= 0: pad=[top,left,bottom,right]")
+    require(len(values) == 4 and all(is_int_at_least(v, 0) for v in values), f"pad={values}",
+            "must be four pixel counts >= 0: pad=[top,left,bottom,right]")
     return tuple(values)
 
 
 def pad_image(image: torch.Tensor, pad: tuple[int, int, int, int], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The canvas (uint8 ``C x H' x W'``) and the ``H' x W'`` mask of its padded strips."""
-    if not 0 <= fill <= 255:
-        raise ConfigError(f"pad_value={fill} must be a grey level in 0..255")
+    require(0 <= fill <= 255, f"pad_value={fill}", "must be a grey level in 0..255")
     top, left, bottom, right = pad
     canvas = F.pad(image, (left, right, top, bottom), value=fill)
     padded = torch.ones(canvas.shape[-2:], dtype=torch.bool)

@@ -39,6 +39,7 @@ from parti_exp.metrics.real_stats_cache import RealStatsCache
 from parti_exp.models.protocols import MakesImagesForMetrics
 from parti_exp.runtime.loggers import log_image
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.validation import is_int_at_least, require
 
 SPLITS = ("train", "val")
 
@@ -84,24 +85,17 @@ class ImageQualityMetrics(Callback):
         }
         check_every_n_epochs("metrics", every_n_epochs)
         for key, (value, least) in checks.items():
-            if not isinstance(value, int) or value < least:
-                raise ConfigError(f"metrics.{key} must be an integer >= {least}, got {value!r}")
-        if is_splits > num_fake:
-            raise ConfigError(f"metrics.is_splits={is_splits} is more than metrics.num_fake={num_fake}")
-        if real_split not in SPLITS:
-            raise ConfigError(f"metrics.real_split must be one of {SPLITS}, got {real_split!r}")
-        if num_real is not None and (not isinstance(num_real, int) or num_real < 2):
-            raise ConfigError(f"metrics.num_real must be null (the whole split) or an integer >= 2, got {num_real!r}")
-        if prdc and (not isinstance(num_real_knn, int) or num_real_knn <= DC_K):
-            raise ConfigError(
-                f"metrics.num_real_knn must be an integer >= {DC_K + 1} (density and coverage look at "
-                f"{DC_K} nearest neighbours besides the sample itself), got {num_real_knn!r}"
-            )
-        if prdc and num_fake <= PR_K:
-            raise ConfigError(
-                f"metrics.num_fake={num_fake} is too few for recall ({PR_K} nearest generated neighbours): "
-                f"at least {PR_K + 1}, or metrics.prdc=false"
-            )
+            require(is_int_at_least(value, least), f"metrics.{key}", f"must be an integer >= {least}, got {value!r}")
+        require(is_splits <= num_fake, f"metrics.is_splits={is_splits}", f"is more than metrics.num_fake={num_fake}")
+        require(real_split in SPLITS, "metrics.real_split", f"must be one of {SPLITS}, got {real_split!r}")
+        require(num_real is None or is_int_at_least(num_real, 2), "metrics.num_real",
+                f"must be null (the whole split) or an integer >= 2, got {num_real!r}")
+        require(not prdc or is_int_at_least(num_real_knn, DC_K + 1), "metrics.num_real_knn",
+                f"must be an integer >= {DC_K + 1} (density and coverage look at {DC_K} nearest neighbours besides the "
+                f"sample itself), got {num_real_knn!r}")
+        require(not prdc or num_fake > PR_K, f"metrics.num_fake={num_fake}",
+                f"is too few for recall ({PR_K} nearest generated neighbours): at least {PR_K + 1}, or "
+                "metrics.prdc=false")
         self.num_fake = num_fake
         self.cache_dir = Path(cache_dir)
         self.every_n_epochs = every_n_epochs
@@ -142,8 +136,8 @@ class ImageQualityMetrics(Callback):
     def prepare(self, datamodule: ImageDataModule, strategy: Strategy) -> None:
         """Load the extractor and the real statistics on every rank (a collective under DDP)."""
         rank, world = rank_and_world(strategy)
-        if self.num_fake < world:
-            raise ConfigError(f"metrics.num_fake={self.num_fake} leaves some of the {world} processes no image")
+        require(self.num_fake >= world, f"metrics.num_fake={self.num_fake}",
+                f"leaves some of the {world} processes no image")
         device = strategy.root_device
         # Rank 0 first: it may download the weights or train the classifier into the shared cache, which the
         # other ranks then read instead of repeating the work.

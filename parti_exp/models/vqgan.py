@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from parti_exp.models.gan.module import AdversarialModule
 from parti_exp.runtime.schedule import logged_this_step
 from parti_exp.runtime.torch_utils import eval_mode
+from parti_exp.runtime.validation import require
 
 RECONSTRUCTION_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 
@@ -39,10 +40,8 @@ class VQGANModule(AdversarialModule):
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if reconstruction not in RECONSTRUCTION_LOSSES:
-            raise ValueError(
-                f"model.reconstruction must be one of {sorted(RECONSTRUCTION_LOSSES)}, got {reconstruction!r}"
-            )
+        require(reconstruction in RECONSTRUCTION_LOSSES, "model.reconstruction",
+                f"must be one of {sorted(RECONSTRUCTION_LOSSES)}, got {reconstruction!r}")
         weights = {
             "reconstruction_weight": reconstruction_weight,
             "commit_weight": commit_weight,
@@ -50,10 +49,8 @@ class VQGANModule(AdversarialModule):
             "adversarial_start": adversarial_start,
         }
         for name, value in weights.items():
-            if value < 0:
-                raise ValueError(f"model.{name} must be >= 0, got {value}")
-        if dead_code_every < 1:
-            raise ValueError(f"model.dead_code_every must be >= 1, got {dead_code_every}")
+            require(value >= 0, f"model.{name}", f"must be >= 0, got {value}")
+        require(dead_code_every >= 1, "model.dead_code_every", f"must be >= 1, got {dead_code_every}")
         self.reconstruction_loss = RECONSTRUCTION_LOSSES[reconstruction]
         self.reconstruction_weight = reconstruction_weight
         self.commit_weight = commit_weight

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from parti_exp.nets.transformer import TextEncoder
+from parti_exp.runtime.validation import is_int_at_least, require
 
 POOLS = ("end", "mean")
 
@@ -24,8 +25,7 @@ class PooledTextEncoder(TextEncoder):
     the mask (``pool: mean``)."""
 
     def __init__(self, *args, pool: str = "end", **kwargs) -> None:
-        if pool not in POOLS:
-            raise ValueError(f"model.text_encoder.pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        require(pool in POOLS, "model.text_encoder.pool", f"must be one of {', '.join(POOLS)}, got {pool!r}")
         super().__init__(*args, **kwargs)
         self.pool = pool
 
@@ -51,13 +51,10 @@ class DualEncoder(nn.Module):
         """``image_encoder``: images -> ``B x image_encoder.dim``; ``text_encoder``: (ids, mask) -> ``B x
         text_encoder.dim``. ``temperature``: the initial one (CLIP: 0.07), learned from there."""
         super().__init__()
-        if not isinstance(embed_dim, int) or embed_dim < 1:
-            raise ValueError(f"model.embed_dim must be a positive integer, got {embed_dim!r}")
-        if not max_logit_scale >= 1.0:
-            raise ValueError(f"model.max_logit_scale must be >= 1, got {max_logit_scale}")
-        if not 1.0 / max_logit_scale <= temperature <= 1.0:
-            raise ValueError(f"model.temperature must be in [1 / max_logit_scale, 1] = [{1.0 / max_logit_scale:g}, 1], "
-                             f"got {temperature}")  # fmt: skip
+        require(is_int_at_least(embed_dim, 1), "model.embed_dim", f"must be a positive integer, got {embed_dim!r}")
+        require(max_logit_scale >= 1.0, "model.max_logit_scale", f"must be >= 1, got {max_logit_scale}")
+        require(1.0 / max_logit_scale <= temperature <= 1.0, "model.temperature",
+                f"must be in [1 / max_logit_scale, 1] = [{1.0 / max_logit_scale:g}, 1], got {temperature}")
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.image_proj = nn.Linear(image_encoder.dim, embed_dim, bias=False)

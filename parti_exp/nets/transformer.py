@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from parti_exp.runtime.validation import require
+
 
 class KVCache:
     """Per decoder layer: the self-attention keys/values of the positions decoded so far, and the
@@ -150,8 +152,7 @@ class DecoderBlock(nn.Module):
 
 def check_sizes(owner: str, positive: dict[str, float]) -> None:
     for name, value in positive.items():
-        if value <= 0:
-            raise ValueError(f"{owner}: {name} must be > 0, got {value}")
+        require(value > 0, f"{owner}: {name}", f"must be > 0, got {value}")
 
 
 class TextEncoder(nn.Module):
@@ -175,10 +176,8 @@ class TextEncoder(nn.Module):
         sizes = {"text_vocab_size": text_vocab_size, "max_text_len": max_text_len, "dim": dim, "depth": depth,
                  "heads": heads, "mlp_ratio": mlp_ratio}  # fmt: skip
         check_sizes(owner, sizes)
-        if dim % heads != 0:
-            raise ValueError(f"{owner}: dim ({dim}) must be divisible by heads ({heads})")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout}")
+        require(dim % heads == 0, f"{owner}: dim ({dim})", f"must be divisible by heads ({heads})")
+        require(0.0 <= dropout < 1.0, f"{owner}: dropout", f"must be in [0, 1), got {dropout}")
         self.dim = dim
         self.max_text_len = max_text_len
         self.text_embed = nn.Embedding(text_vocab_size, dim)
@@ -219,8 +218,8 @@ class TextToImageTransformer(TextEncoder):
     ) -> None:
         check_sizes(type(self).__name__, {"codebook_size": codebook_size, "encoder_depth": encoder_depth,
                                           "decoder_depth": decoder_depth})  # fmt: skip
-        if len(token_grid) != 2 or min(token_grid) <= 0:
-            raise ValueError(f"TextToImageTransformer: token_grid must be (h, w) with h, w > 0, got {token_grid}")
+        require(len(token_grid) == 2 and min(token_grid) > 0, "TextToImageTransformer: token_grid",
+                f"must be (h, w) with h, w > 0, got {token_grid}")
         super().__init__(text_vocab_size, max_text_len, dim, encoder_depth, heads, mlp_ratio, dropout)
         self.codebook_size = codebook_size
         self.token_grid = (int(token_grid[0]), int(token_grid[1]))

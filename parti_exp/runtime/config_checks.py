@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import is_int_at_least, require
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,10 @@ def check_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the key, the value and the fix for settings no run can use."""
     for key in ("model.g_optimizer.lr", "model.d_optimizer.lr", "model.optimizer.lr"):
         lr = OmegaConf.select(cfg, key, default=None)
-        if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
-            raise ConfigError(f"{key} must be a positive number, got {lr!r}")
+        require(lr is None or (isinstance(lr, (int, float)) and lr > 0), key, f"must be a positive number, got {lr!r}")
     batch_size = OmegaConf.select(cfg, "data.batch_size", default=None)
-    if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
-        raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size!r}")
+    require(batch_size is None or is_int_at_least(batch_size, 1), "data.batch_size",
+            f"must be a positive integer, got {batch_size!r}")
     precision = str(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())

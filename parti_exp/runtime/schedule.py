@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from lightning.pytorch import Trainer
 
-from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import is_int_at_least, require
 
 
 def check_every_n_epochs(owner: str, every_n_epochs: int) -> None:
-    if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-        raise ConfigError(f"{owner}.every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
+    require(is_int_at_least(every_n_epochs, 1), f"{owner}.every_n_epochs",
+            f"must be an integer >= 1, got {every_n_epochs!r}")
 
 
 def due_this_epoch(trainer: Trainer, every_n_epochs: int) -> bool:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from parti_exp.data.cached import require_dataset_values
 from parti_exp.data.captions.base import BadInput, BadInputLog, CaptionedDataModule, CaptionedImage, checked_captions
-from parti_exp.errors import BadDataError, ConfigError, MissingInputError
+from parti_exp.errors import BadDataError, MissingInputError
+from parti_exp.runtime.validation import require
 
 YEARS = (2017, 2014)
 SPLIT_FILES = {"train": "train", "val": "val"}
@@ -47,8 +48,8 @@ class COCODataModule(CaptionedDataModule):
     ) -> None:
         require_dataset_values("captioned images", num_classes=(num_classes, 1))
         super().__init__(root, img_size, channels, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad)
-        if year is not None and year not in YEARS:
-            raise ConfigError(f"data.year must be one of {YEARS} or null (whichever is there), got {year!r}")
+        require(year is None or year in YEARS, "data.year",
+                f"must be one of {YEARS} or null (whichever is there), got {year!r}")
         self.path = Path(path).expanduser()
         self.requested_year = year
 

@@ -25,6 +25,7 @@ from parti_exp.data.captions.scene_captions import scene_captions
 from parti_exp.data.captions.scene_spec import CATEGORIES, EMPTY, HeldOutCombinations, ScenePrompt, SceneSpec, all_specs
 from parti_exp.data.captions.sources import ImageCaptions
 from parti_exp.data.digits import DigitsDataModule
+from parti_exp.runtime.validation import is_int_at_least, require
 
 # The second word of each split's random stream, after the scene seed: the splits draw independently.
 _SPLIT_STREAMS = {"train": 0, "val": 1}
@@ -61,27 +62,24 @@ class DigitScenesDataModule(ImageDataModule):
         split_seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        if channels != 1 or num_classes != 0:
-            raise ValueError(
-                f"digit scenes are grayscale and their labels are caption ids, not classes; got data.channels="
-                f"{channels}, data.num_classes={num_classes} (these keys describe the dataset, they do not change it)"
-            )
+        require(channels == 1 and num_classes == 0, "digit scenes",
+                f"are grayscale and their labels are caption ids, not classes; got data.channels={channels}, "
+                f"data.num_classes={num_classes} (these keys describe the dataset, they do not change it)")
         # Cells of at least 8 px: the digits' native size, and the smallest input the digit classifier reads.
-        if not isinstance(img_size, int) or img_size < 16 or img_size % 2:
-            raise ValueError(f"data.img_size must be an even integer >= 16 (two cells of >= 8 px), got {img_size!r}")
+        require(is_int_at_least(img_size, 16) and img_size % 2 == 0, "data.img_size",
+                f"must be an even integer >= 16 (two cells of >= 8 px), got {img_size!r}")
         # Never flipped (hflip stays off): a mirrored scene would contradict its "left of" / "right of" captions.
         super().__init__(img_size=img_size, channels=1, num_classes=0, batch_size=batch_size, num_workers=num_workers)
         for key, value in (("num_train", num_train), ("num_val", num_val)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"data.{key} must be a positive integer, got {value!r}")
+            require(is_int_at_least(value, 1), f"data.{key}", f"must be a positive integer, got {value!r}")
         self.num_train = num_train
         self.num_val = num_val
         self.scene_seed = scene_seed
         self.held_out = HeldOutCombinations.from_config(held_out_pairs, held_out_counts)
         for category in CATEGORIES:
-            if all(self.held_out.contains(spec) for spec in all_specs(category)):
-                raise ValueError(f"data.held_out_pairs / held_out_counts hold out every {category} scene: training "
-                                 "would never show one")  # fmt: skip
+            shown = not all(self.held_out.contains(spec) for spec in all_specs(category))
+            require(shown, "data.held_out_pairs / held_out_counts",
+                    f"hold out every {category} scene: training would never show one")
         # The source digits at the cell size; batch_size=1 because only its splits are used, never its loaders.
         self.digits = DigitsDataModule(img_size=img_size // 2, batch_size=1, val_fraction=val_fraction,
                                        split_seed=split_seed)  # fmt: skip

@@ -28,7 +28,8 @@ from parti_exp.data.captions.base import (
     checked_captions,
     seeded_split,
 )
-from parti_exp.errors import BadDataError, ConfigError, MissingInputError
+from parti_exp.errors import BadDataError, MissingInputError
+from parti_exp.runtime.validation import require
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 VAL_FOLDERS = ("validation", "val")
@@ -110,8 +111,7 @@ class CaptionsDataModule(CaptionedDataModule):
     ) -> None:
         require_dataset_values("captioned images", num_classes=(num_classes, 1))
         super().__init__(root, img_size, channels, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad)
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        require(0.0 < val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {val_fraction}")
         self.path = Path(path).expanduser()
         self.val_fraction = val_fraction
         self.split_seed = split_seed

@@ -13,6 +13,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from parti_exp.runtime.validation import require
+
 EMPTY = -1
 CELLS = 4  # 2 x 2, in reading order
 CATEGORIES = ("identity", "count", "left_right", "above_below")
@@ -106,16 +108,13 @@ class HeldOutCombinations:
         """From ``data.held_out_pairs`` (``[[3, 8], ...]``) and ``data.held_out_counts`` (``[[3, 7], ...]``)."""
         checked_pairs = []
         for pair in pairs or ():
-            if len(pair) != 2 or not _digits(pair) or pair[0] == pair[1]:
-                raise ValueError(f"data.held_out_pairs: each entry is two different digits 0-9, got {list(pair)}")
+            require(len(pair) == 2 and _digits(pair) and pair[0] != pair[1], "data.held_out_pairs:",
+                    f"each entry is two different digits 0-9, got {list(pair)}")
             checked_pairs.append(frozenset(pair))
         checked_counts = []
         for entry in counts or ():
-            if len(entry) != 2 or entry[0] not in COUNTS or not _digits(entry[1:]):
-                raise ValueError(
-                    f"data.held_out_counts: each entry is [count, digit] with count in {list(COUNTS)} and a digit 0-9, "
-                    f"got {list(entry)}"
-                )
+            require(len(entry) == 2 and entry[0] in COUNTS and _digits(entry[1:]), "data.held_out_counts:",
+                    f"each entry is [count, digit] with count in {list(COUNTS)} and a digit 0-9, got {list(entry)}")
             checked_counts.append((int(entry[0]), int(entry[1])))
         return cls(frozenset(checked_pairs), frozenset(checked_counts))
 

@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from parti_exp.runtime.validation import require
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -78,8 +80,8 @@ class DiffAugment:
     def __init__(self, policy: str = "color,translation,cutout") -> None:
         names = [name.strip() for name in policy.split(",") if name.strip()]
         unknown = [name for name in names if name not in POLICIES]
-        if unknown:
-            raise ValueError(f"unknown DiffAugment policy {unknown}; choose from {sorted(POLICIES)} (comma-separated)")
+        require(not unknown, "unknown DiffAugment policy",
+                f"{unknown}; choose from {sorted(POLICIES)} (comma-separated)")
         self.policy = ",".join(names)
         self.transforms = [transform for name in names for transform in POLICIES[name]]
 

@@ -12,6 +12,8 @@ import copy
 import torch
 from torch import nn
 
+from parti_exp.runtime.validation import require
+
 
 class EMA:
     """``average <- beta * average + (1 - beta) * net`` after every G step.
@@ -26,19 +28,18 @@ class EMA:
     def __init__(
         self, beta: float | None = None, half_life_images: float | None = None, rampup: float | None = None
     ) -> None:
-        if (beta is None) == (half_life_images is None):
-            raise ValueError(
-                f"model.ema needs exactly one of beta or half_life_images, got beta={beta}, "
-                f"half_life_images={half_life_images} (on the command line, a key overridden in a model's default "
-                f"EMA keeps the others: set the one you do not want to null, e.g. model.ema.half_life_images=null "
-                f"model.ema.rampup=null)"
-            )
-        if beta is not None and not 0.0 <= beta < 1.0:
-            raise ValueError(f"model.ema.beta must be in [0, 1), got {beta}")
-        if half_life_images is not None and half_life_images <= 0:
-            raise ValueError(f"model.ema.half_life_images must be > 0, got {half_life_images}")
-        if rampup is not None and (half_life_images is None or rampup <= 0):
-            raise ValueError(f"model.ema.rampup must be > 0 and comes with half_life_images, got rampup={rampup}")
+        require(
+            (beta is None) != (half_life_images is None),
+            "model.ema",
+            f"needs exactly one of beta or half_life_images, got beta={beta}, half_life_images={half_life_images} "
+            "(on the command line, a key overridden in a model's default EMA keeps the others: set the one you do not "
+            "want to null, e.g. model.ema.half_life_images=null model.ema.rampup=null)",
+        )
+        require(beta is None or 0.0 <= beta < 1.0, "model.ema.beta", f"must be in [0, 1), got {beta}")
+        require(half_life_images is None or half_life_images > 0, "model.ema.half_life_images",
+                f"must be > 0, got {half_life_images}")
+        require(rampup is None or (half_life_images is not None and rampup > 0), "model.ema.rampup",
+                f"must be > 0 and comes with half_life_images, got rampup={rampup}")
         self.beta = beta
         self.half_life_images = half_life_images
         self.rampup = rampup

@@ -37,6 +37,7 @@ from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step
 from parti_exp.runtime.torch_utils import eval_mode, frozen, loss_scale
+from parti_exp.runtime.validation import is_int_at_least, require
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -66,10 +67,9 @@ class AdversarialModule(LightningModule):
         guard: NonFiniteGuard | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(n_critic, int) or n_critic < 1:
-            raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
-        if grad_clip_val is not None and grad_clip_val <= 0:
-            raise ConfigError(f"model.grad_clip_val must be > 0 or null, got {grad_clip_val}")
+        require(is_int_at_least(n_critic, 1), "model.n_critic", f"must be an integer >= 1, got {n_critic!r}")
+        require(grad_clip_val is None or grad_clip_val > 0, "model.grad_clip_val",
+                f"must be > 0 or null, got {grad_clip_val}")
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -143,11 +143,9 @@ class AdversarialModule(LightningModule):
         d_steps = self.trainer.estimated_stepping_batches
         if self.trainer.max_steps != -1:
             d_steps = min(d_steps, math.ceil(self.trainer.max_steps * self.n_critic / (self.n_critic + 1)))
-        if not math.isfinite(d_steps):
-            raise ValueError(
-                "an LR schedule over the run needs a finite run: set trainer.max_epochs or trainer.max_steps, "
-                "or total_iters in model.g_scheduler / model.d_scheduler"
-            )
+        require(math.isfinite(d_steps), "an LR schedule over the run",
+                "needs a finite run: set trainer.max_epochs or trainer.max_steps, or total_iters in "
+                "model.g_scheduler / model.d_scheduler")
         return int(d_steps)
 
     def make_fakes(self, real: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from parti_exp.models.protocols import Critic
+from parti_exp.runtime.validation import is_int_at_least, require
 
 
 class GradientPenalty:
@@ -24,8 +25,7 @@ class GradientPenalty:
     every = 1  # the penalty of WGAN-GP's algorithm: on every critic step
 
     def __init__(self, weight: float = 10.0) -> None:
-        if weight < 0:
-            raise ValueError(f"gradient penalty weight must be >= 0, got {weight}")
+        require(weight >= 0, "gradient penalty weight", f"must be >= 0, got {weight}")
         self.weight = weight
 
     def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
@@ -55,10 +55,9 @@ class R1Penalty:
     name = "r1"
 
     def __init__(self, gamma: float = 10.0, every: int = 1) -> None:
-        if gamma < 0:
-            raise ValueError(f"R1 gamma must be >= 0, got {gamma}")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"R1 every must be an integer >= 1 (apply on every k-th D step), got {every!r}")
+        require(gamma >= 0, "R1 gamma", f"must be >= 0, got {gamma}")
+        require(is_int_at_least(every, 1), "R1 every",
+                f"must be an integer >= 1 (apply on every k-th D step), got {every!r}")
         self.gamma = gamma
         self.every = every
 

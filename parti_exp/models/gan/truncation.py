@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import require
 
 MEAN_W_LATENTS = 10_000
 MEAN_W_SEED = 0
@@ -26,9 +26,8 @@ def check_truncation(psi: float | None, key: str = "truncation") -> float:
     """``psi`` as a float in (0, 1]; ``None`` means 1 (no truncation)."""
     if psi is None:
         return 1.0
-    if not 0.0 < float(psi) <= 1.0:
-        raise ConfigError(f"{key}={psi} is outside (0, 1]: 1 is no truncation, smaller values trade diversity for "
-                          f"fidelity; set e.g. {key}=0.7 or {key}=null")  # fmt: skip
+    require(0.0 < float(psi) <= 1.0, f"{key}={psi}", "is outside (0, 1]: 1 is no truncation, smaller values trade "
+            f"diversity for fidelity; set e.g. {key}=0.7 or {key}=null")
     return float(psi)
 
 

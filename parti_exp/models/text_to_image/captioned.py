@@ -18,6 +18,7 @@ from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.errors import BadCheckpointError
 from parti_exp.models.protocols import TextTokenizer
 from parti_exp.models.text_to_image.text_tokenizer import BPETokenizer, tokenizer_from_state
+from parti_exp.runtime.validation import require
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ class CaptionedModule(LightningModule):
         self.text_tokenizer_settings = TextTokenizerSettings(**text_tokenizer) if text_tokenizer is not None else None
         # Trained from the captions in setup() (or read from a checkpoint) unless a file or the caller gives it.
         self.text_tokenizer: TextTokenizer | None = fixed_tokenizer
-        if self.text_tokenizer_settings is None and fixed_tokenizer is None:
-            raise ValueError("model.text_tokenizer is required (the subword tokenizer's settings)")
+        require(self.text_tokenizer_settings is not None or fixed_tokenizer is not None, "model.text_tokenizer",
+                "is required (the subword tokenizer's settings)")
         if self.text_tokenizer_settings is not None and self.text_tokenizer_settings.path is not None:
             self.text_tokenizer = BPETokenizer.from_file(self.text_tokenizer_settings.path, max_text_len)
         # A tokenizer known now brings its own vocabulary: the embedding has a row for each of its tokens.

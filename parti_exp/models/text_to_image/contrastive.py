@@ -31,6 +31,7 @@ from parti_exp.nets.dual_encoder import DualEncoder, PooledTextEncoder
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.torch_utils import eval_mode
+from parti_exp.runtime.validation import is_int_at_least, require
 
 TextEncoderFactory = Callable[..., PooledTextEncoder]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -62,8 +63,8 @@ class ContrastiveModule(CaptionedModule):
             raise TypeError(f"model.image_encoder must embed images (img_size, channels, dim and forward(images) -> "
                             f"B x dim, like parti_exp.nets.image_encoder.ImageEncoder), got "
                             f"{type(image_encoder).__name__}")  # fmt: skip
-        if not isinstance(r_precision_distractors, int) or r_precision_distractors < 1:
-            raise ConfigError(f"model.r_precision_distractors must be an integer >= 1, got {r_precision_distractors!r}")
+        require(is_int_at_least(r_precision_distractors, 1), "model.r_precision_distractors",
+                f"must be an integer >= 1, got {r_precision_distractors!r}")
         super().__init__(text_tokenizer, max_text_len)
         text_tower = text_encoder(text_vocab_size=self.text_vocab_rows, max_text_len=max_text_len)
         self.dual_encoder = DualEncoder(image_encoder, text_tower, embed_dim, temperature, max_logit_scale)
@@ -71,8 +72,8 @@ class ContrastiveModule(CaptionedModule):
         self.r_precision_distractors = r_precision_distractors
         self.val_seed = val_seed
         settings = dict(hard_negatives or {})
-        if set(settings) - {"enabled", "mirrors"}:
-            raise ConfigError(f"model.hard_negatives takes enabled and mirrors, got {sorted(settings)}")
+        require(set(settings) <= {"enabled", "mirrors"}, "model.hard_negatives",
+                f"takes enabled and mirrors, got {sorted(settings)}")
         self.hard_negatives = WordOrderNegatives(settings.get("mirrors", ())) if settings.get("enabled") else None
         # (image embeddings, text embeddings, captions) of each validation batch, ranked together at the epoch end.
         self._val_batches: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
+from parti_exp.runtime.validation import require
+
 # Words whose exchange rarely changes what a caption claims about the image.
 STOP_WORDS = frozenset(
     "a an the of to on in at by with and or is are this that its their there some".split()
@@ -32,8 +34,8 @@ class WordOrderNegatives:
         pair becomes the other."""
         self.mirror: dict[str, str] = {}
         for pair in mirrors:
-            if len(pair) != 2 or not all(isinstance(word, str) and word and " " not in word for word in pair):
-                raise ValueError(f"model.hard_negatives.mirrors: each entry is two single words, got {list(pair)}")
+            two_words = len(pair) == 2 and all(isinstance(word, str) and word and " " not in word for word in pair)
+            require(two_words, "model.hard_negatives.mirrors:", f"each entry is two single words, got {list(pair)}")
             first, second = (word.lower() for word in pair)
             self.mirror[first], self.mirror[second] = second, first
 

@@ -33,6 +33,7 @@ from parti_exp.runtime.checkpoints import MODEL_EXTRAS_KEY, load_net
 from parti_exp.runtime.console import expect_frozen_modules
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.validation import require
 
 TransformerFactory = Callable[..., TextToImageTransformer]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -78,8 +79,8 @@ class TextToImageModule(CaptionedModule):
         ``image_tokenizer``: leave null. Checkpoints of this module record the tokenizer's net config there, so
         that they rebuild the model on their own (the tokenizer's weights are in their state_dict). It is YAML
         text rather than a mapping because Hydra would build a nested ``_target_`` before this module sees it."""
-        if not 0.0 <= condition_dropout < 1.0:
-            raise ConfigError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}")
+        require(0.0 <= condition_dropout < 1.0, "model.condition_dropout",
+                f"must be in [0, 1), got {condition_dropout}")
         word_tokenizer = None
         if text_tokenizer is None and dataset:
             word_tokenizer = WordTokenizer.from_captioner(captioner_for(get_class(dataset).name), max_text_len)

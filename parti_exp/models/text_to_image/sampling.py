@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from parti_exp.nets.transformer import TextToImageTransformer
 from parti_exp.runtime.torch_utils import eval_mode
+from parti_exp.runtime.validation import require
 
 
 @dataclass
@@ -40,18 +41,15 @@ class SamplingConfig:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 (for greedy decoding use top_k=1), got {self.temperature}")
+        require(self.temperature > 0, "temperature",
+                f"must be > 0 (for greedy decoding use top_k=1), got {self.temperature}")
         check_filter(self.top_k, self.top_p)
-        if not math.isfinite(self.guidance_scale):
-            raise ValueError(f"guidance_scale must be finite, got {self.guidance_scale}")
+        require(math.isfinite(self.guidance_scale), "guidance_scale", f"must be finite, got {self.guidance_scale}")
 
 
 def check_filter(top_k: int | None, top_p: float | None) -> None:
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
+    require(top_k is None or top_k >= 1, "top_k", f"must be >= 1 or None, got {top_k}")
+    require(top_p is None or 0 < top_p <= 1, "top_p", f"must be in (0, 1] or None, got {top_p}")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from parti_exp.errors import BadDataError, ConfigError, MissingInputError
+from parti_exp.errors import BadDataError, MissingInputError
+from parti_exp.runtime.validation import is_int_at_least, require
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ class WordTokenizer:
     SPECIALS = (PAD, UNK, NULL)
 
     def __init__(self, words: list[str], max_len: int = 16) -> None:
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-            raise ValueError(f"max_len must be an integer of at least 1, got {max_len!r}")
+        require(not isinstance(max_len, bool) and is_int_at_least(max_len, 1), "max_len",
+                f"must be an integer of at least 1, got {max_len!r}")
         seen: set[str] = set()
         for word in words:
             if not isinstance(word, str) or not word:
@@ -125,8 +126,8 @@ class BPETokenizer:
     SPECIALS = (PAD, NULL, END)
 
     def __init__(self, tokenizer: Tokenizer, max_len: int) -> None:
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
-            raise ValueError(f"max_len must be an integer of at least 2 (a token and <end>), got {max_len!r}")
+        require(not isinstance(max_len, bool) and is_int_at_least(max_len, 2), "max_len",
+                f"must be an integer of at least 2 (a token and <end>), got {max_len!r}")
         # A tokenizer file of the user's (T5's, CLIP's) lacks our special tokens: they are added after its own.
         tokenizer.add_special_tokens(list(self.SPECIALS))
         self.tokenizer = tokenizer
@@ -138,9 +139,8 @@ class BPETokenizer:
         """Byte-level BPE with at most ``vocab_size`` tokens (the 256 bytes, the merges learnt from ``corpus``,
         and the special tokens)."""
         smallest = 256 + len(cls.SPECIALS)
-        if not isinstance(vocab_size, int) or vocab_size < smallest:
-            raise ConfigError(f"model.text_tokenizer.vocab_size must be an integer >= {smallest} (every byte and the "
-                              f"special tokens), got {vocab_size!r}")  # fmt: skip
+        require(is_int_at_least(vocab_size, smallest), "model.text_tokenizer.vocab_size",
+                f"must be an integer >= {smallest} (every byte and the special tokens), got {vocab_size!r}")
         if not corpus:
             raise BadDataError("cannot train a text tokenizer: the training split has no captions")
         tokenizer = Tokenizer(models.BPE())

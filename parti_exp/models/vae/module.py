@@ -24,7 +24,6 @@ from typing import Callable
 import torch
 from lightning.pytorch import LightningModule
 
-from parti_exp.errors import ConfigError
 from parti_exp.models.protocols import VariationalAutoencoder
 from parti_exp.models.vae.elbo import (
     active_units,
@@ -40,6 +39,7 @@ from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step
 from parti_exp.runtime.torch_utils import eval_mode, grad_scaler
+from parti_exp.runtime.validation import is_int_at_least, require
 
 NetFactory = Callable[..., torch.nn.Module]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -73,18 +73,16 @@ class VAEModule(LightningModule):
     ) -> None:
         """``net``: a partial of the encoder-decoder, completed with the likelihood's ``params_per_channel``."""
         super().__init__()
-        if not beta >= 0:
-            raise ConfigError(f"model.beta must be >= 0 (0: a plain autoencoder), got {beta!r}")
-        if not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
-            raise ConfigError(f"model.kl_warmup_steps must be an integer >= 0 (0: no warm-up), got {kl_warmup_steps!r}")
-        if not free_bits >= 0:
-            raise ConfigError(f"model.free_bits must be >= 0 nats per latent dimension (0: off), got {free_bits!r}")
-        if not isinstance(iw_samples, int) or iw_samples < 1:
-            raise ConfigError(f"model.iw_samples must be an integer >= 1, got {iw_samples!r}")
-        if not isinstance(iw_images, int) or iw_images < 0:
-            raise ConfigError(f"model.iw_images must be an integer >= 0 (0: no val/bpd_iw), got {iw_images!r}")
-        if grad_clip_val is not None and not grad_clip_val > 0:
-            raise ConfigError(f"model.grad_clip_val must be > 0 or null, got {grad_clip_val!r}")
+        require(beta >= 0, "model.beta", f"must be >= 0 (0: a plain autoencoder), got {beta!r}")
+        require(is_int_at_least(kl_warmup_steps, 0), "model.kl_warmup_steps",
+                f"must be an integer >= 0 (0: no warm-up), got {kl_warmup_steps!r}")
+        require(free_bits >= 0, "model.free_bits",
+                f"must be >= 0 nats per latent dimension (0: off), got {free_bits!r}")
+        require(is_int_at_least(iw_samples, 1), "model.iw_samples", f"must be an integer >= 1, got {iw_samples!r}")
+        require(is_int_at_least(iw_images, 0), "model.iw_images",
+                f"must be an integer >= 0 (0: no val/bpd_iw), got {iw_images!r}")
+        require(grad_clip_val is None or grad_clip_val > 0, "model.grad_clip_val",
+                f"must be > 0 or null, got {grad_clip_val!r}")
         self.automatic_optimization = False
         self.likelihood = PixelLikelihood(likelihood, gaussian_std)
         self.net = net(params_per_channel=self.likelihood.params_per_channel)

@@ -17,7 +17,6 @@ import math
 
 import torch
 
-from parti_exp.errors import ConfigError
 from parti_exp.models.vae.elbo import (
     HALF_BIN,
     bernoulli_log_prob,
@@ -25,6 +24,7 @@ from parti_exp.models.vae.elbo import (
     discretized_logistic_log_prob,
     gaussian_log_prob,
 )
+from parti_exp.runtime.validation import require
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
 # A learned scale below half a grey level would be rewarded by the continuous density for a precision the 8-bit data
@@ -36,11 +36,10 @@ MIN_LOGISTIC_LOG_SCALE = -7.0
 
 class PixelLikelihood:
     def __init__(self, name: str, gaussian_std: float | None = None) -> None:
-        if name not in LIKELIHOODS:
-            raise ConfigError(f"model.likelihood must be one of {', '.join(LIKELIHOODS)}, got {name!r}")
-        if gaussian_std is not None and (name != "gaussian" or not gaussian_std > 0):
-            raise ConfigError(f"model.gaussian_std={gaussian_std!r}: a fixed standard deviation > 0 for "
-                              "likelihood=gaussian, or null (learned per pixel)")  # fmt: skip
+        require(name in LIKELIHOODS, "model.likelihood", f"must be one of {', '.join(LIKELIHOODS)}, got {name!r}")
+        fixed_std_fits = gaussian_std is None or (name == "gaussian" and gaussian_std > 0)
+        require(fixed_std_fits, f"model.gaussian_std={gaussian_std!r}:",
+                "a fixed standard deviation > 0 for likelihood=gaussian, or null (learned per pixel)")
         self.name = name
         self.gaussian_std = gaussian_std
 
