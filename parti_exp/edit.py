@@ -47,14 +47,14 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     if not isinstance(module, TextToImageModule):
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} is a {type(module).__name__} checkpoint "
                           f"({train_cfg.model._target_}): editing needs a text-to-image checkpoint, the "
-                          "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")  # fmt: skip
+                          "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")
     module = module.to(resolve_device(cfg.device))
     size, channels = int(train_cfg.data.img_size), int(train_cfg.data.channels)
     sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
     reranks_by_scorer = cfg.n_candidates > 1 and cfg.rerank != "agreement"
     if cfg.get("scorer_ckpt") and not reranks_by_scorer:
         raise ConfigError(f"scorer_ckpt is for reranking by the scorer: set n_candidates > 1 and rerank=both or "
-                          f"scorer (got n_candidates={cfg.n_candidates}, rerank={cfg.rerank})")  # fmt: skip
+                          f"scorer (got n_candidates={cfg.n_candidates}, rerank={cfg.rerank})")
     scorer = reranking_scorer(module, train_cfg, cfg) if reranks_by_scorer else None
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
 
@@ -66,7 +66,7 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
         mask = cells_touched(requested, (size, size)) | cells_touched(padded, (size, size))
         image = to_model_input(canvas, size, f"image {path}")
         edits = edit_image(module, image, mask, cfg.prompt, cfg.n, cfg.n_candidates, scorer, cfg.rerank, sampling,
-                           generator)  # fmt: skip
+                           generator)
         written += save_each(edits.images, out_dir / "edits" / folder, digits=3)
         save_edit_sheet(cfg.prompt, image, mask, edits.images, out_dir / "edits" / folder / "sheet.png")
     return written

@@ -56,7 +56,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
     if not isinstance(module, MakesImagesForMetrics):
         raise ConfigError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint, which generates no images to "
-                          "measure (model=vqgan reconstructs them)")  # fmt: skip
+                          "measure (model=vqgan reconstructs them)")
     metrics_cfg = stored_or_composed("metrics", cfg, train_cfg, overrides)
     if not metrics_cfg.get("_target_"):
         raise ConfigError(

@@ -83,22 +83,22 @@ def main() -> None:
     print(f"checkpoint {args.ckpt}: {size} px, token grid {tuple(module.image_tokenizer.token_grid)}")
     accuracy = np.mean(svm_reads(svm, val_images) == val_labels)
     print(f"held-out SVM (8x8 load_digits train split): val accuracy {accuracy:.3f} on the {size} px val images "
-          "box-filtered to 8x8")  # fmt: skip
+          "box-filtered to 8x8")
     recon = module.decode_codes(module.image_codes(val_images))
     print(f"  on the tokenizer's reconstructions: {np.mean(svm_reads(svm, recon) == val_labels):.3f}")
 
     mask = requested_mask(args.mask, size, size)
     recon_mse = kept_error(module.decode_codes(module.image_codes(sources)), sources, mask)
     print(f"{len(sources)} val images of {args.source}, {args.mask} half masked, prompt {args.prompt!r}, {args.n} "
-          f"edits each; tokenizer reconstruction PSNR of the kept half: {psnr_db(recon_mse):.2f} dB")  # fmt: skip
+          f"edits each; tokenizer reconstruction PSNR of the kept half: {psnr_db(recon_mse):.2f} dB")
 
     scorer = ClassifierScorer(
         load_or_train_classifier(data.train_set, data.val_set, data.num_classes, args.classifier_cache_dir,
                                  module.device).net,
         data.caption_source().captioner,
-    )  # fmt: skip
+    )
     print(f"{'guidance':>8} {'rerank':>20} {'reads ' + str(args.target):>8} {'reads ' + str(args.source):>8} "
-          f"{'kept PSNR':>10} {'decoded kept PSNR':>18} {'- recon':>8}")  # fmt: skip
+          f"{'kept PSNR':>10} {'decoded kept PSNR':>18} {'- recon':>8}")
     for guidance in (1.0, args.guidance):
         sampling = SamplingConfig(**{**vars(module.sampling), "guidance_scale": guidance})
         for candidates, rule in ((1, "both"), (args.candidates, "both"), (args.candidates, "scorer")):
@@ -106,7 +106,7 @@ def main() -> None:
             edits, decoded_mse, written_mse = [], [], []
             for image in sources:
                 result = edit_image(module, image[None], mask, args.prompt, args.n, candidates, scorer, rule,
-                                    sampling, generator)  # fmt: skip
+                                    sampling, generator)
                 edits.append(result.images)
                 decoded_mse.append(result.kept_error)
                 written_mse.append(kept_error(result.images, image[None], mask))
@@ -115,7 +115,7 @@ def main() -> None:
             rerank = "none" if candidates == 1 else f"{rule}, best of {candidates}"
             print(f"{guidance:>8.1f} {rerank:>20} {np.mean(reads == args.target):>8.3f} "
                   f"{np.mean(reads == args.source):>8.3f} {kept:>10.2f} {decoded:>18.2f} "
-                  f"{decoded - psnr_db(recon_mse):>+8.2f}")  # fmt: skip
+                  f"{decoded - psnr_db(recon_mse):>+8.2f}")
 
 
 if __name__ == "__main__":

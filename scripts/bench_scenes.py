@@ -33,7 +33,7 @@ def row(name: str, results: dict[str, float]) -> str:
     seen = " ".join(f"{results.get(f'scene_accuracy_{c}', float('nan')):5.2f}" for c in CATEGORIES)
     held = " ".join(f"{results.get(f'scene_accuracy_heldout_{c}', float('nan')):5.2f}" for c in CATEGORIES[1:])
     return (f"{name:>24}  seen {results['scene_accuracy']:5.3f} ({seen})  "
-            f"held out {results.get('scene_accuracy_heldout', float('nan')):5.3f} ({held})")  # fmt: skip
+            f"held out {results.get('scene_accuracy_heldout', float('nan')):5.3f} ({held})")
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
     prompts = datamodule.evaluation_prompts(5, 2, args.seed)
 
     print(f"{len(prompts)} prompts x {args.per_prompt} samples; categories: {', '.join(CATEGORIES)} "
-          f"(held out: {', '.join(CATEGORIES[1:])})")  # fmt: skip
+          f"(held out: {', '.join(CATEGORIES[1:])})")
     # The ceiling: the reader on the real validation scenes, as if they were samples of their own content.
     scenes = datamodule.scenes["val"]
     real = to_signed_unit(torch.from_numpy(np.asarray(datamodule.load_split("val").images)))
@@ -71,7 +71,7 @@ def main() -> None:
             read, repeated = [], []
             for prompt in prompts:
                 images, _ = sample_reranked(module, prompt.text, args.per_prompt, candidates, scorer, sampling,
-                                            generator)  # fmt: skip
+                                            generator)
                 read.append(reader.read(images))
                 repeated += [prompt] * args.per_prompt
             results = score_scenes(repeated, torch.cat(read))

@@ -78,7 +78,7 @@ def run_entry_point(
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or subprocess_env(),
-    )  # fmt: skip
+    )
     assert not check or result.returncode == 0, result.stderr[-4000:]
     return result
 

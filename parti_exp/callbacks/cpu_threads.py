@@ -95,7 +95,7 @@ class CpuThreads(Callback):
             busy = busy_cores()
             self._used = idle_thread_count(self._restore, busy)
             log.info("CPU threads: %d (%d cores, %.1f of them busy with other work)", self._used,
-                     os.cpu_count() or 1, busy)  # fmt: skip
+                     os.cpu_count() or 1, busy)
         torch.set_num_threads(self._used)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

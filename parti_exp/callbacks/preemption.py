@@ -81,7 +81,7 @@ class Preemption(Callback):
         path = self._save(trainer)
         requeued = trainer.is_global_zero and self._requeue()
         raise Preempted(self.received or "a signal on another rank", path, pl_module.progress_step,
-                        requeued)  # fmt: skip
+                        requeued)
 
     def _save(self, trainer: Trainer) -> str:
         for callback in trainer.checkpoint_callbacks:

@@ -39,7 +39,7 @@ class SampleGrid(EpochGrid):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if not isinstance(pl_module, LatentImageModel):
             raise TypeError(f"sample_grid draws samples from fixed latents (GANs, VAEs); {type(pl_module).__name__} "
-                            "has no latents: set callbacks.sample_grid=null")  # fmt: skip
+                            "has no latents: set callbacks.sample_grid=null")
         truncates = self.truncation is None or isinstance(pl_module, TruncatesLatents)
         require(truncates, "callbacks.sample_grid.truncation", f"is the GANs' truncation trick; "
                 f"{type(pl_module).__name__} draws from its prior as it is: set it to null")

@@ -40,7 +40,7 @@ def score_scenes(prompts: list[ScenePrompt], read: torch.Tensor) -> dict[str, fl
     for held_out in (False, True):
         for category in (None, *CATEGORIES):
             hits = [hit for prompt, hit in zip(prompts, correct)
-                    if prompt.held_out == held_out and category in (None, prompt.spec.category)]  # fmt: skip
+                    if prompt.held_out == held_out and category in (None, prompt.spec.category)]
             if hits:
                 results[_name(held_out, category)] = sum(hits) / len(hits)
     return results

@@ -65,11 +65,11 @@ class TextImageMetrics(Callback):
             return
         if self.scorer_ckpt is None:
             rank_zero_info(f"val/clip_score and val/r_precision are not measured: set {KEY}=<the checkpoints/last.ckpt "
-                           "of a `python -m parti_exp.train model=contrastive` run on this data>")  # fmt: skip
+                           "of a `python -m parti_exp.train model=contrastive` run on this data>")
             return
         if not isinstance(pl_module, TextToImageModule):
             raise TypeError(f"text_image_metrics measures text-to-image samples, and {type(pl_module).__name__} makes "
-                            "none: set callbacks.text_image_metrics=null")  # fmt: skip
+                            "none: set callbacks.text_image_metrics=null")
         datamodule = trainer.datamodule
         datamodule.setup("fit")
         self.scorer = load_contrastive(self.scorer_ckpt, KEY)
@@ -81,13 +81,13 @@ class TextImageMetrics(Callback):
         if len(set(self.prompts)) < 2:
             raise ConfigError(f"text_image_metrics: the first {count} validation images all have the caption "
                               f"{self.prompts[0]!r}, and R-precision ranks different captions: raise "
-                              "num_images")  # fmt: skip
+                              "num_images")
 
     def _measure(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> tuple[float, float]:
         # The same distractors for the samples and the real images: one seed.
         generator = torch.Generator().manual_seed(self.seed)
         precision = r_precision(image_embeddings, text_embeddings, ids_by_caption(self.prompts), self.distractors,
-                                generator)  # fmt: skip
+                                generator)
         return clip_score(image_embeddings, text_embeddings), precision
 
     @torch.no_grad()
@@ -109,4 +109,4 @@ class TextImageMetrics(Callback):
         for key, value in values.items():
             pl_module.log(key, value, sync_dist=False, rank_zero_only=True)
         rank_zero_info(f"epoch {trainer.current_epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-                       + f" ({len(self.prompts)} prompts, scorer {self.scorer_ckpt})")  # fmt: skip
+                       + f" ({len(self.prompts)} prompts, scorer {self.scorer_ckpt})")

@@ -41,7 +41,7 @@ def to_model_input(canvas: torch.Tensor, size: int, name: str) -> torch.Tensor:
     height, width = canvas.shape[-2:]
     if height != width:
         raise ConfigError(f"{name}: the canvas is {height} x {width} pixels, the model draws {size} x {size} "
-                          "squares: pad it to a square with pad=[top,left,bottom,right]")  # fmt: skip
+                          "squares: pad it to a square with pad=[top,left,bottom,right]")
     resized = resize_images(canvas.numpy()[None], size, Image.Resampling.BICUBIC)
     return torch.from_numpy(resized).float() / 127.5 - 1
 

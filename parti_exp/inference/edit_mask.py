@@ -109,7 +109,7 @@ def mask_image(path: Path, height: int, width: int) -> torch.Tensor:
     """A black-and-white mask file: white = regenerate, at the file's own size."""
     if not path.is_file():
         raise MissingInputError(f"mask={path} is neither {', '.join(HALVES)}, none, a box [y0,x0,y1,x1] nor an "
-                                "existing mask image file")  # fmt: skip
+                                "existing mask image file")
     rgb = np.asarray(open_image(path, "RGB"), dtype=np.int16)
     if np.abs(rgb - rgb[..., :1]).max() > 16:
         raise ConfigError(f"mask={path} is a colour image, not a mask: give black (keep) and white (regenerate) only")
@@ -117,11 +117,11 @@ def mask_image(path: Path, height: int, width: int) -> torch.Tensor:
     grey_share = float(((grey > GREY[0]) & (grey < GREY[1])).mean())
     if grey_share > MAX_GREY_SHARE:
         raise ConfigError(f"mask={path} is {grey_share:.0%} grey, not a mask: give black (keep) and white "
-                          "(regenerate) only")  # fmt: skip
+                          "(regenerate) only")
     rows, cols = grey.shape
     if abs(rows / cols - height / width) > 0.01 * height / width:
         raise ConfigError(f"mask={path} is {rows} x {cols} pixels, the canvas {height} x {width}: a mask image "
-                          "must have the canvas's proportions (any size)")  # fmt: skip
+                          "must have the canvas's proportions (any size)")
     return torch.from_numpy(grey >= 128)
 
 

@@ -98,7 +98,7 @@ def edit_image(
     reconstruction = module.decode_codes(codes)
     rows = n * n_candidates
     decoded = module.sample_images([prompt] * rows, sampling, generator, codes.expand(rows, -1),
-                                   keep.expand(rows, -1))  # fmt: skip
+                                   keep.expand(rows, -1))
     pixel_mask = mask.to(module.device)
     candidates = torch.where(pixel_mask, decoded, reconstruction)
     errors = kept_error(decoded, image, mask).cpu().view(n, n_candidates)

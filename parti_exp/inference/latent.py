@@ -114,10 +114,10 @@ def interpolate(module: LatentImageModel, cfg: DictConfig, psi: float, out_dir: 
     seeds = list(cfg.seeds or [])
     if len(seeds) < 2:
         raise ConfigError(f"mode=interpolate needs at least 2 seeds to move between, got seeds={cfg.seeds}: "
-                          "e.g. seeds=[1,2,3] (repeat a seed, seeds=[1,1], to move only between classes)")  # fmt: skip
+                          "e.g. seeds=[1,2,3] (repeat a seed, seeds=[1,1], to move only between classes)")
     if cfg.steps < 2:
         raise ConfigError(f"steps={cfg.steps}: mode=interpolate needs steps >= 2 (frames from one seed to the next, "
-                          "both ends included), e.g. steps=16")  # fmt: skip
+                          "both ends included), e.g. steps=16")
     class_weights = interpolation_classes(module, cfg, len(seeds))
     mean_w = style_mean_w(module, psi)
     points = torch.cat([draw_latents(module, 1, seed, psi) for seed in seeds])
@@ -136,7 +136,7 @@ def interpolate(module: LatentImageModel, cfg: DictConfig, psi: float, out_dir: 
                 path.append(slerp(points[i], points[i + 1], t))
             if class_weights is not None:
                 weights.append(torch.lerp(class_weights[i], class_weights[i + 1], t) if 0 < t < 1
-                               else class_weights[i + int(t)])  # fmt: skip
+                               else class_weights[i + int(t)])
     path = torch.stack(path)
     frames = []
     for start in range(0, len(path), cfg.batch_size):
@@ -163,14 +163,14 @@ def interpolation_classes(module: LatentImageModel, cfg: DictConfig, num_seeds: 
     if num_classes is None:
         if cfg.classes is not None:
             raise ConfigError(f"classes={cfg.classes}: {type(module).__name__} is unconditional; "
-                              "drop classes= to interpolate its latents")  # fmt: skip
+                              "drop classes= to interpolate its latents")
         return None
     classes = list(cfg.classes) if cfg.classes is not None else [0]
     if len(classes) == 1:
         classes = classes * num_seeds
     if len(classes) != num_seeds:
         raise ConfigError(f"classes={cfg.classes} with seeds={cfg.seeds}: give one class (fixed throughout) or "
-                          f"one per seed ({num_seeds}), whose embeddings move with the latents")  # fmt: skip
+                          f"one per seed ({num_seeds}), whose embeddings move with the latents")
     check_classes(classes, num_classes)
     return torch.nn.functional.one_hot(torch.tensor(classes), num_classes).float()
 
@@ -196,7 +196,7 @@ def class_sheets(module: LatentImageModel, cfg: DictConfig, psi: float, out_dir:
     num_classes = module.num_classes
     if num_classes is None:
         raise ConfigError(f"mode=classes draws one row per class: {type(module).__name__} is unconditional; "
-                          "use a class-conditional checkpoint (model=cgan_pd) or mode=sample")  # fmt: skip
+                          "use a class-conditional checkpoint (model=cgan_pd) or mode=sample")
     if cfg.n_per_class < 1:
         raise ConfigError(f"n_per_class={cfg.n_per_class} must be >= 1, e.g. n_per_class=16")
     classes = list(cfg.classes) if cfg.classes is not None else list(range(num_classes))

@@ -57,5 +57,5 @@ def settings_from_manifest(cfg: DictConfig) -> DictConfig:
     replay = OmegaConf.merge(cfg, manifest["settings"], {"ckpt_path": given or manifest["checkpoint"]})
     if Path(replay.ckpt_path).is_file() and file_sha256(replay.ckpt_path) != manifest["checkpoint_sha256"]:
         raise ConfigError(f"manifest={path} was written from another file than ckpt_path={replay.ckpt_path} (its "
-                          "SHA-256 differs): the images would not be the same; restore that checkpoint")  # fmt: skip
+                          "SHA-256 differs): the images would not be the same; restore that checkpoint")
     return replay

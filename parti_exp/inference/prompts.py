@@ -70,5 +70,5 @@ def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: Dict
             "scorer_ckpt=<the checkpoints/last.ckpt of a `python -m parti_exp.train model=contrastive` run>"
         )
     classifier = load_or_train_classifier(datamodule.train_set, datamodule.val_set, datamodule.num_classes,
-                                          cfg.classifier_cache_dir, module.device).net  # fmt: skip
+                                          cfg.classifier_cache_dir, module.device).net
     return ClassifierScorer(classifier, source.captioner)

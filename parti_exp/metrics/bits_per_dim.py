@@ -11,7 +11,7 @@ from parti_exp.models.protocols import BoundsLikelihood
 
 
 def held_out_bits_per_dim(model: BoundsLikelihood, images: np.ndarray, batch_size: int, seed: int = 0
-                          ) -> dict[str, float]:  # fmt: skip
+                          ) -> dict[str, float]:
     """The mean of each bound over uint8 ``N x C x H x W`` ``images``, the same for the same seed."""
     generator = torch.Generator(model.device).manual_seed(seed)
     sums: dict[str, float] = {}

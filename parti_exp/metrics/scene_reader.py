@@ -54,5 +54,5 @@ def load_scene_reader(digits: DigitsDataModule, cache_dir: str | Path, device: t
     trained on their train split, or read from ``cache_dir`` if it was before."""
     digits.setup()
     trained = load_or_train_classifier(digits.train_set, digits.val_set, 10, cache_dir, device, digits.name,
-                                       READER_RECIPE)  # fmt: skip
+                                       READER_RECIPE)
     return SceneReader(trained.net)

@@ -72,7 +72,7 @@ class VQGANModule(AdversarialModule):
                     "train/codebook_usage": quantized.usage.detach(),
                 },
                 on_step=True, on_epoch=False, batch_size=real.shape[0],
-            )  # fmt: skip
+            )
         return reconstruction, terms
 
     def adversarial_weight(self) -> float:
@@ -89,7 +89,7 @@ class VQGANModule(AdversarialModule):
         reconstruction, _ = self.generator(real, labels)
         self.log("val/psnr", psnr(reconstruction, real), batch_size=real.shape[0], sync_dist=True)
         self.log("val/rec", self.reconstruction_loss(reconstruction.float(), real.float()), batch_size=real.shape[0],
-                 sync_dist=True)  # fmt: skip
+                 sync_dist=True)
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:

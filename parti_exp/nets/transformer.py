@@ -174,7 +174,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         owner = type(self).__name__
         sizes = {"text_vocab_size": text_vocab_size, "max_text_len": max_text_len, "dim": dim, "depth": depth,
-                 "heads": heads, "mlp_ratio": mlp_ratio}  # fmt: skip
+                 "heads": heads, "mlp_ratio": mlp_ratio}
         check_sizes(owner, sizes)
         require(dim % heads == 0, f"{owner}: dim ({dim})", f"must be divisible by heads ({heads})")
         require(0.0 <= dropout < 1.0, f"{owner}: dropout", f"must be in [0, 1), got {dropout}")
@@ -217,7 +217,7 @@ class TextToImageTransformer(TextEncoder):
         dropout: float = 0.0,
     ) -> None:
         check_sizes(type(self).__name__, {"codebook_size": codebook_size, "encoder_depth": encoder_depth,
-                                          "decoder_depth": decoder_depth})  # fmt: skip
+                                          "decoder_depth": decoder_depth})
         require(len(token_grid) == 2 and min(token_grid) > 0, "TextToImageTransformer: token_grid",
                 f"must be (h, w) with h, w > 0, got {token_grid}")
         super().__init__(text_vocab_size, max_text_len, dim, encoder_depth, heads, mlp_ratio, dropout)

@@ -45,4 +45,4 @@ def check_train_config(cfg: DictConfig) -> None:
             "emulated, and a DCGAN step measured 23x slower than with precision=32-true on such a CPU. Use "
             "precision=32-true here; bf16 pays off on GPUs and on CPUs that have it", precision,
             torch.backends.cpu.get_cpu_capability(),
-        )  # fmt: skip
+        )

@@ -75,7 +75,7 @@ def wandb_offline(offline: bool, fallback_offline: bool) -> bool:
         return False
     if fallback_offline:
         log.warning("W&B cannot log online: %s. Logging offline instead (logger.wandb.fallback_offline=true); "
-                    "upload later with `wandb sync <run dir>/wandb/offline-run-*`", problem)  # fmt: skip
+                    "upload later with `wandb sync <run dir>/wandb/offline-run-*`", problem)
         return True
     raise UnavailableError(f"logger=wandb cannot log online: {problem}. {REMEDY}")
 

@@ -28,7 +28,7 @@ def test_sigterm_saves_exits_cleanly_and_the_run_resumes(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "parti_exp.train", *ARGS, "trainer.max_epochs=100", f"hydra.run.dir={run_dir}"],
         cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 240
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)  # the first step checkpoint: training is under way

@@ -29,7 +29,7 @@ def test_scores_are_grouped_by_held_out_and_category():
         [1, 3, E, E],  # mirrored
         [3, E, 8, E],  # right
         [3, E, E, 8],  # diagonal
-    ])  # fmt: skip
+    ])
     assert score_scenes(prompts, read) == {
         "scene_accuracy": 0.5,
         "scene_accuracy_identity": 0.5,
@@ -107,7 +107,7 @@ def test_accuracy_of_true_mirrored_and_short_scenes(scene_reader_cache):
     true = accuracy(lambda cells: cells)
     assert set(true) == {f"scene_accuracy{held}{category}" for held in ("", "_heldout")
                          for category in ("", "_count", "_left_right", "_above_below")} | {
-        "scene_accuracy_identity"}  # fmt: skip
+        "scene_accuracy_identity"}
     assert min(true.values()) >= 0.85 and true["scene_accuracy"] >= 0.93
     wrong_side = accuracy(mirrored)
     assert wrong_side["scene_accuracy_left_right"] == wrong_side["scene_accuracy_heldout_left_right"] == 0.0

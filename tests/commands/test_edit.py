@@ -76,7 +76,7 @@ def test_kept_pixels_are_the_reconstruction_and_an_empty_mask_changes_nothing(tm
 
     # Outpainting: the 8 px image in the middle of a 16 px canvas, the border regenerated.
     cfg = compose_edit(tmp_path, f"ckpt_path={PARTI}", f"image={tmp_path / 'small.png'}", "mask=none",
-                       "pad=[4,4,4,4]", "prompt=a handwritten zero", "n=4")  # fmt: skip
+                       "pad=[4,4,4,4]", "prompt=a handwritten zero", "n=4")
     paths = edit(cfg, tmp_path / "out")
     assert len(paths) == 4
     canvas = np.pad(digit(8), 4)
@@ -87,7 +87,7 @@ def test_kept_pixels_are_the_reconstruction_and_an_empty_mask_changes_nothing(tm
 
     write_png(tmp_path / "whole.png", digit(SIZE))
     cfg = compose_edit(tmp_path, f"ckpt_path={PARTI}", f"image={tmp_path / 'whole.png'}", "mask=none",
-                       "prompt=a handwritten zero", "n=2")  # fmt: skip
+                       "prompt=a handwritten zero", "n=2")
     for path in edit(cfg, tmp_path / "empty"):
         assert torch.equal(read_image(str(path)), reconstruction(digit(SIZE)))
 
@@ -121,7 +121,7 @@ def test_bad_inputs_are_refused_with_a_message(tmp_path, overrides, error, match
 def test_a_gan_checkpoint_is_refused_on_the_command_line_without_a_traceback(tmp_path):
     write_png(tmp_path / "three.png", digit(SIZE))
     result = run("parti_exp.edit", f"ckpt_path={VQGAN}", f"image={tmp_path / 'three.png'}", "prompt=a seven",
-                 f"out_dir={tmp_path / 'out'}", f"paths.root_dir={tmp_path}", check=False)  # fmt: skip
+                 f"out_dir={tmp_path / 'out'}", f"paths.root_dir={tmp_path}", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "editing needs a text-to-image checkpoint" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -130,7 +130,7 @@ def test_a_gan_checkpoint_is_refused_on_the_command_line_without_a_traceback(tmp
 def test_reranking_by_the_digit_classifier_keeps_the_candidate_it_reads_best(tmp_path):
     write_png(tmp_path / "three.png", digit(SIZE))
     common = [f"ckpt_path={PARTI}", f"image={tmp_path / 'three.png'}", "prompt=a handwritten eight", "mask=top",
-              f"classifier_cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+              f"classifier_cache_dir={tmp_path / 'cache'}"]
     reranked = edit(compose_edit(tmp_path, *common, "n=2", "n_candidates=3", "rerank=scorer"), tmp_path / "best")
     # The same seed draws the same 6 candidates in one batch: the first three, then the next three.
     every = edit(compose_edit(tmp_path, *common, "n=6"), tmp_path / "every")

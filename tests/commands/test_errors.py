@@ -31,7 +31,7 @@ BAD_CONFIGS = [
      r"model_checkpoint.every_n_g_steps must be a positive integer or null, got 0"),
     (["callbacks.preemption.signals=[SIGTERM,SIGNOPE]"], ValueError, r"unknown signal names \['SIGNOPE'\]"),
     (["ckpt_path=/nowhere/last.ckpt"], FileNotFoundError, r"ckpt_path=/nowhere/last.ckpt does not exist; give a .ckpt"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("overrides,error,message", BAD_CONFIGS, ids=lambda v: v[0] if isinstance(v, list) else "")
@@ -90,7 +90,7 @@ CLI_TINY = ["model.generator.width=8", "model.discriminator.width=8", "metrics=n
 
 def run_train(tmp_path, *overrides, env=None):
     return run_entry_point("parti_exp.train", *CLI_TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}",
-                           f"paths.root_dir={tmp_path}", env=env, check=False)  # fmt: skip
+                           f"paths.root_dir={tmp_path}", env=env, check=False)
 
 
 def assert_message_alone(result, message):
@@ -105,7 +105,7 @@ def test_missing_data_found_inside_a_lightning_hook_prints_as_its_message(tmp_pa
     result = run_train(tmp_path, "data=cifar10", f"paths.data_dir={tmp_path / 'empty'}")
     assert_message_alone(result, f"CIFAR-10 not found: looked in {tmp_path / 'empty' / 'cifar-10-batches-py'}")
     full = run_train(tmp_path, "data=cifar10", f"paths.data_dir={tmp_path / 'empty'}",
-                     env={**subprocess_env(), "HYDRA_FULL_ERROR": "1"})  # fmt: skip
+                     env={**subprocess_env(), "HYDRA_FULL_ERROR": "1"})
     assert full.returncode == 1 and "Traceback (most recent call last)" in full.stderr
     assert "parti_exp/data/cifar10.py" in full.stderr and "CIFAR-10 not found" in full.stderr
 
@@ -129,7 +129,7 @@ def test_sample_refuses_a_checkpoint_that_would_run_code(tmp_path):
     checkpoint["extra"] = RunsShell(f"touch {marker}")
     torch.save(checkpoint, tmp_path / "last.ckpt")
     result = run_entry_point("parti_exp.sample", f"ckpt_path={tmp_path / 'last.ckpt'}", f"out_dir={tmp_path / 'out'}",
-                             f"paths.root_dir={tmp_path}", check=False)  # fmt: skip
+                             f"paths.root_dir={tmp_path}", check=False)
     assert_message_alone(result, f"ckpt_path={tmp_path / 'last.ckpt'} was not loaded")
     assert "posix.system" in result.stderr and "trust_checkpoint=true" in result.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()

@@ -101,7 +101,7 @@ def test_every_n_g_steps_refreshes_last_ckpt_mid_epoch(cfg_factory, tmp_path, mo
 
     monkeypatch.setattr(GANModule, "on_save_checkpoint", record)
     train(cfg_factory("model=wgan_gp", "model.n_critic=2", "trainer.limit_train_batches=9",
-                      "trainer.limit_val_batches=1", "callbacks.model_checkpoint.every_n_g_steps=2"))  # fmt: skip
+                      "trainer.limit_val_batches=1", "callbacks.model_checkpoint.every_n_g_steps=2"))
     # 9 D steps -> G steps at d_step 2, 4, 6, 8: last.ckpt at G steps 2 and 4, then the epoch-end pair
     # (epoch_0000.ckpt and last.ckpt) at G step 4.
     assert saved_at == [(2, 0), (4, 0), (4, 0), (4, 0)]
@@ -114,7 +114,7 @@ def test_ckpt_path_last_without_a_checkpoint_starts_fresh_and_a_run_dir_resolves
     assert first["gan_steps"] == {"g_step": 2, "d_step": 2}
     # A run directory as ckpt_path continues from its last.ckpt: one more epoch, two more steps each.
     train(cfg_factory(f"ckpt_path={run_dir}", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
-                      "trainer.limit_val_batches=1", f"paths.output_dir={tmp_path / 'next'}"))  # fmt: skip
+                      "trainer.limit_val_batches=1", f"paths.output_dir={tmp_path / 'next'}"))
     assert final_state(tmp_path / "next")["gan_steps"] == {"g_step": 4, "d_step": 4}
 
 

@@ -32,7 +32,7 @@ def write_imagefolder(folder: Path, n: int, kind: str = "jsonl", start: int = 0)
         captions[f"images/{name}"] = [f"picture number {i}", f"a grey square {i}"][: 1 + i % 2]
     if kind == "jsonl":
         rows = [json.dumps({"file_name": name, "text": texts if len(texts) > 1 else texts[0]})
-                for name, texts in captions.items()]  # fmt: skip
+                for name, texts in captions.items()]
         (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
     else:
         captions = {name: texts[:1] for name, texts in captions.items()}
@@ -172,7 +172,7 @@ def write_coco(root: Path, year: int, n_train: int = 4, n_val: int = 2) -> None:
             write_image(root / f"{split}{year}" / name, 20 * k + 5, size=(32, 24))
             images.append({"id": image_id, "file_name": name, "height": 24, "width": 32})
             annotations += [{"id": 5 * image_id + c, "image_id": image_id, "caption": f"Caption {c} of {image_id}."}
-                            for c in range(5)]  # fmt: skip
+                            for c in range(5)]
             image_id += 1
         path = root / "annotations" / f"captions_{split}{year}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

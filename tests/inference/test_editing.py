@@ -48,7 +48,7 @@ def module():
 
 def forced_sample(model, text, forced, keep, seed=0, **config):
     return sample_image_tokens(model, *text, *NULL, SamplingConfig(**config), torch.Generator().manual_seed(seed),
-                               forced, keep)  # fmt: skip
+                               forced, keep)
 
 
 def reference_forced_sampling(model, text_ids, text_mask, forced, keep, seed=0, guidance_scale=1.0, top_p=None):
@@ -102,7 +102,7 @@ def test_nothing_kept_is_plain_sampling_and_everything_kept_draws_nothing(transf
     generator = torch.Generator().manual_seed(0)
     state = generator.get_state()
     everything = sample_image_tokens(transformer, *text, *NULL, SamplingConfig(), generator, forced,
-                                     torch.ones(3, N, dtype=torch.bool))  # fmt: skip
+                                     torch.ones(3, N, dtype=torch.bool))
     assert torch.equal(everything, forced) and torch.equal(generator.get_state(), state)
 
 
@@ -288,7 +288,7 @@ def test_edits_keep_the_codes_and_pixels_outside_the_mask(module, monkeypatch):
 def test_an_empty_mask_returns_the_reconstruction_unchanged(module):
     image = digit_image(module)
     edits = edit_image(module, image, torch.zeros(16, 16, dtype=torch.bool), "the digit 2", n=3, n_candidates=2,
-                       rerank="agreement", generator=torch.Generator().manual_seed(0))  # fmt: skip
+                       rerank="agreement", generator=torch.Generator().manual_seed(0))
     assert edits.keep.all()
     assert torch.equal(edits.images, edits.reconstruction.expand(3, -1, -1, -1))
     assert torch.equal(edits.reconstruction, module.decode_codes(module.image_codes(image)))
@@ -304,14 +304,14 @@ def test_reranking_keeps_the_candidate_the_rule_prefers(module):
 
     def run(n, k, rerank, scorer=brightness):
         return edit_image(module, image, mask, "a handwritten one", n, k, scorer, rerank, SamplingConfig(),
-                          torch.Generator().manual_seed(5))  # fmt: skip
+                          torch.Generator().manual_seed(5))
 
     # The same generator draws the same n x k candidates in one batch, whatever the grouping.
     every = run(n * k, 1, "both", scorer=None)
     groups = every.images.view(n, k, 1, 16, 16)
     by_scorer = run(n, k, "scorer")
     torch.testing.assert_close(by_scorer.images, groups[torch.arange(n), brightness(every.images, "").view(n, k)
-                                                       .argmax(1)])  # fmt: skip
+                                                       .argmax(1)])
     by_agreement = run(n, k, "agreement")
     best = every.kept_error.view(n, k).argmin(1)
     torch.testing.assert_close(by_agreement.images, groups[torch.arange(n), best])

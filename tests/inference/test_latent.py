@@ -159,7 +159,7 @@ def test_manifest_round_trip_reproduces_the_images(checkpoints, tmp_path):
     other = distinct_classes(ckpt, tmp_path / "other.ckpt")
     with pytest.raises(ConfigError, match="SHA-256 differs"):
         sample(compose_sample(tmp_path, f"manifest={tmp_path / 'a' / 'manifest.json'}", f"ckpt_path={other}"),
-               tmp_path / "c")  # fmt: skip
+               tmp_path / "c")
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def main(out_dir: Path, cache_dir: Path) -> None:
         f"metrics.num_fake={NUM_FAKE}", "metrics.batch_size=64", "metrics.every_n_epochs=1",
         "metrics.num_real_knn=1000", "metrics.kid_subset_size=50", "trainer.limit_train_batches=1",
         "trainer.limit_val_batches=1",
-    )  # fmt: skip
+    )
     seed_everything(cfg.seed)  # the same generator in every run of this job, as python -m parti_exp.train seeds
     callbacks = build_callbacks(cfg)
     trainer = build_trainer(cfg, callbacks, [])

@@ -19,7 +19,7 @@ def adam_steps(optimizer: torch.optim.Optimizer) -> int:
 
 def test_vqgan_trains_in_the_gan_seams_with_a_warm_up_before_the_adversary(tmp_path):
     cfg = compose_train(tmp_path, *TINY_VQGAN, "trainer.limit_train_batches=5", "model.adversarial_start=2",
-                        "trainer.log_every_n_steps=1")  # fmt: skip
+                        "trainer.log_every_n_steps=1")
     seed_before = build_module(cfg)
     run = train(cfg)
     trainer, module = run.trainer, run.module

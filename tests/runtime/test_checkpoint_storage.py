@@ -44,7 +44,7 @@ def test_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(cfg_factory, 
     # Room for one checkpoint, not for the temporary copy of the next one beside it.
     disk = mounted("-t", "tmpfs", "-o", f"size={int(size * 1.5)}", "tmpfs", at=tmp_path / "small_disk")
     with pytest.raises(CheckpointWriteError, match=r"could not write the checkpoint .*last.ckpt \(No space left on "
-                                                   r"device\); the previous last.ckpt is intact"):  # fmt: skip
+                                                   r"device\); the previous last.ckpt is intact"):
         train(cfg_factory(*RUN, f"callbacks.model_checkpoint.dirpath={disk}"))
     assert sorted(p.name for p in disk.iterdir()) == ["last.ckpt"], "no partial file left behind"
     assert read_checkpoint(disk / "last.ckpt")["gan_steps"]["g_step"] == 2
@@ -58,10 +58,10 @@ def test_read_only_checkpoint_directory_stops_the_run_and_keeps_the_previous_che
     before = torch.load(writable / "last.ckpt", weights_only=False)["state_dict"]
     read_only = mounted("--bind", "-o", "ro", str(writable), at=tmp_path / "read_only")
     with pytest.raises(CheckpointWriteError, match=r"\(Read-only file system\); the previous last.ckpt is intact. "
-                                                   r"Free disk space or make the directory writable"):  # fmt: skip
+                                                   r"Free disk space or make the directory writable"):
         # Without the version counter the run writes last.ckpt again, as a resumed run in its own directory does.
         train(cfg_factory(*RUN, f"callbacks.model_checkpoint.dirpath={read_only}",
-                          "+callbacks.model_checkpoint.enable_version_counter=false"))  # fmt: skip
+                          "+callbacks.model_checkpoint.enable_version_counter=false"))
     after = read_checkpoint(read_only / "last.ckpt")["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -69,7 +69,7 @@ def test_read_only_checkpoint_directory_stops_the_run_and_keeps_the_previous_che
 def test_the_last_epoch_keeps_its_checkpoint_when_a_step_save_falls_on_its_last_batch(cfg_factory, tmp_path):
     # 4 batches per epoch, one G step each: the step save at G step 8 is the second epoch's last batch.
     train(cfg_factory("trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=0",
-                      "callbacks.model_checkpoint.every_n_g_steps=4"))  # fmt: skip
+                      "callbacks.model_checkpoint.every_n_g_steps=4"))
     saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt"))
     assert saved == ["epoch_0001.ckpt", "last.ckpt"]
     assert read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch_0001.ckpt")["gan_steps"]["g_step"] == 8

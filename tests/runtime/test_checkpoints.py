@@ -54,7 +54,7 @@ def test_an_old_tokenizer_checkpoint_is_resumable_with_todays_config(tmp_path):
 
 def test_an_old_tokenizer_checkpoint_serves_stage_two(tmp_path):
     cfg = compose_train(tmp_path, "experiment=parti_digits", f"model.tokenizer_ckpt={OLD_TOKENIZER}",
-                        "model.transformer.dim=16", fast=False)  # fmt: skip
+                        "model.transformer.dim=16", fast=False)
     module = build_module(cfg)
     assert isinstance(module, TextToImageModule) and module.image_tokenizer.token_grid == (4, 4)
 
@@ -67,13 +67,13 @@ def test_an_old_text_to_image_checkpoint_samples_on_its_own(tmp_path, monkeypatc
     module, cfg = module_from_checkpoint(read_checkpoint(OLD_PARTI))
     assert isinstance(module, TextToImageModule) and cfg.model.image_tokenizer.startswith("_target_: ")
     paths = sample(compose_sample(tmp_path, f"ckpt_path={OLD_PARTI}", "prompts=[a handwritten seven]", "n=2"),
-                   tmp_path / "out")  # fmt: skip
+                   tmp_path / "out")
     assert len(paths) == 2 and Image.open(paths[0]).size == (16, 16)
 
 
 def test_the_model_extras_are_merged_into_the_stored_model_config():
     checkpoint = {CONFIG_KEY: {"model": {"_target_": "parti_exp.parti.vqgan_module.VQGANModule", "a": 1}},
-                  MODEL_EXTRAS_KEY: {"image_tokenizer": "text"}}  # fmt: skip
+                  MODEL_EXTRAS_KEY: {"image_tokenizer": "text"}}
     cfg = stored_config(checkpoint)
     assert cfg.model == {"_target_": "parti_exp.models.vqgan.VQGANModule", "a": 1, "image_tokenizer": "text"}
     # the checkpoint itself is not changed by reading it

@@ -19,7 +19,7 @@ def test_a_run_prints_no_library_noise_but_keeps_real_warnings(tmp_path, trainer
     result = run_entry_point(
         "parti_exp.train", *TINY_RUN, f"trainer={trainer}", f"hydra.run.dir={tmp_path / 'run'}",
         f"paths.root_dir={tmp_path}", env=env,
-    )  # fmt: skip
+    )
     output = result.stdout + result.stderr
     assert "litlogger" not in output
     assert "treespec" not in output

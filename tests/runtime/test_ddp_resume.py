@@ -27,7 +27,7 @@ def job(out_dir: Path, interrupt_at: int, *extra: str) -> None:
     result = subprocess.run(
         [sys.executable, str(JOB), str(out_dir), str(interrupt_at), *RUN, *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=subprocess_env(),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-4000:]
 
 

@@ -32,7 +32,7 @@ def test_train_log_holds_the_error_that_ended_the_run(tmp_path):
     result = run_entry_point(
         "parti_exp.train", "data=cifar10", f"data.root={missing}", "metrics=none",
         f"hydra.run.dir={run_dir}", f"paths.root_dir={tmp_path}", check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 1
     text = (run_dir / "train.log").read_text()
     assert "[ERROR]" in text and str(missing) in text

@@ -8,7 +8,7 @@ def test_every_missing_input_is_named_at_once(tmp_path):
     result = run_entry_point(
         "parti_exp.train", "data=cifar10", f"data.root={data}", "metrics=inception", f"metrics.weights_path={weights}",
         f"ckpt_path={resume}", f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "3 inputs this run needs are missing" in result.stderr
     for path in (data, weights, resume):
@@ -21,7 +21,7 @@ def test_a_single_missing_input_keeps_its_own_message(tmp_path):
     result = run_entry_point(
         "parti_exp.train", "data=cifar10", f"data.root={tmp_path / 'no_cifar'}", "metrics=none",
         f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 1
     assert "CIFAR-10 not found" in result.stderr and "inputs this run needs are missing" not in result.stderr
 
@@ -34,7 +34,7 @@ def test_an_unwritable_cache_is_reported_with_the_missing_inputs(tmp_path):
         "parti_exp.train", "data=cifar10", f"data.root={data}", "metrics=none",
         f"data.cache_dir={blocked / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}",
         check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "2 inputs this run needs are missing" in result.stderr
     assert str(data) in result.stderr
@@ -46,7 +46,7 @@ def test_sample_names_every_missing_checkpoint_at_once(tmp_path):
     result = run_entry_point(
         "parti_exp.sample", f"ckpt_path={ckpt}", f"scorer_ckpt={scorer}", "prompts=[\"a seven\"]", "n_candidates=2",
         f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "2 inputs this run needs are missing" in result.stderr
     assert f"ckpt_path={ckpt} does not exist" in result.stderr

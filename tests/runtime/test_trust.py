@@ -47,7 +47,7 @@ def stored_target(tmp_path: Path, marker: Path) -> Path:
     secret.write_text("private")
     checkpoint = torch.load(TOKENIZER, weights_only=True)
     checkpoint[CONFIG_KEY]["model"]["generator"] = {"_target_": "shutil.copyfile", "src": str(secret),
-                                                    "dst": str(marker)}  # fmt: skip
+                                                    "dst": str(marker)}
     torch.save(checkpoint, tmp_path / "stored_target.ckpt")
     return tmp_path / "stored_target.ckpt"
 
@@ -67,7 +67,7 @@ READERS = {
     "tokenizer": lambda tmp_path, ckpt: build_module(compose_train(
         tmp_path, "experiment=parti_digits", f"model.tokenizer_ckpt={ckpt}", "model.transformer.dim=16", fast=False)),
     "lightning": lambda tmp_path, ckpt: AtomicCheckpointIO().load_checkpoint(str(ckpt)),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("reader", READERS)
@@ -158,7 +158,7 @@ WRITTEN = {
     "stylegan_lite": ["model=stylegan_lite"],
     "cgan_pd": ["model=cgan_pd"],
     "vqgan": ["model=vqgan", "model.generator.codebook_size=16"],
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("model", WRITTEN)
@@ -173,7 +173,7 @@ def test_every_checkpoint_the_framework_writes_loads_as_data(cfg_factory, tmp_pa
 def test_a_text_to_image_checkpoint_loads_as_data_and_rebuilds(tmp_path):
     cfg = compose_train(tmp_path, "experiment=parti_digits", f"model.tokenizer_ckpt={TOKENIZER}", *TINY[:3],
                         "model.transformer.dim=16", "metrics=none", "trainer.enable_progress_bar=false",
-                        "callbacks.caption_accuracy=null", "callbacks.prompt_grid=null", fast=False)  # fmt: skip
+                        "callbacks.caption_accuracy=null", "callbacks.prompt_grid=null", fast=False)
     train(cfg)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt)) == []
@@ -183,7 +183,7 @@ def test_a_text_to_image_checkpoint_loads_as_data_and_rebuilds(tmp_path):
 
 def test_a_contrastive_checkpoint_loads_as_data_and_rebuilds(tmp_path):
     train(compose_train(tmp_path, "experiment=contrastive_digits", "trainer.fast_dev_run=true",
-                        "trainer.enable_progress_bar=false", fast=False))  # fmt: skip
+                        "trainer.enable_progress_bar=false", fast=False))
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt)) == []
     module, _ = module_from_checkpoint(read_checkpoint(ckpt))

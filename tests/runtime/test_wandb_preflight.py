@@ -107,7 +107,7 @@ def test_the_command_stops_before_decoding_any_data(tmp_path):
         "parti_exp.train", "logger=wandb", "data=folder", f"data.path={tmp_path / 'images'}", "data.img_size=8",
         "metrics=none", "model.generator.width=8", "model.discriminator.width=8", "trainer.limit_train_batches=1",
         f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", env=env, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 1
     assert "logger=wandb cannot log online: the W&B server" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data" / ".cache").exists() and not (tmp_path / "run" / "checkpoints").exists()

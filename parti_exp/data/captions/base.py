@@ -72,7 +72,7 @@ class BadInputLog:
     def report(self, dataset: str, split: str) -> None:
         if self.skipped:
             log.warning("%s %s split: skipped %d bad entries (data.skip_bad=true), the first: %s", dataset, split,
-                        len(self.skipped), self.skipped[0])  # fmt: skip
+                        len(self.skipped), self.skipped[0])
 
 
 def checked_captions(texts: list[str], where: str) -> list[str]:
@@ -164,7 +164,7 @@ class CaptionedDataModule(CachedImageDataModule):
             os.replace(temp, path)
         if len(self._captions[split]) != len(dataset):
             raise ValueError(f"{path} lists captions of {len(self._captions[split])} images, the cache entry holds "
-                             f"{len(dataset)}: delete both and run again to rebuild them")  # fmt: skip
+                             f"{len(dataset)}: delete both and run again to rebuild them")
         return dataset
 
     def setup(self, stage: str | None = None) -> None:

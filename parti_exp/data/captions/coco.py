@@ -91,7 +91,7 @@ class COCODataModule(CaptionedDataModule):
             data.get("annotations"), list
         ):
             raise BadDataError(f'{path} is not a COCO captions file: expected an object with "images" and '
-                               '"annotations" lists (annotations/captions_<split><year>.json)')  # fmt: skip
+                               '"annotations" lists (annotations/captions_<split><year>.json)')
         texts: dict[object, list[str]] = defaultdict(list)
         for number, annotation in enumerate(data["annotations"]):
             if not isinstance(annotation, dict) or not isinstance(annotation.get("caption"), str):

@@ -82,7 +82,7 @@ class DigitScenesDataModule(ImageDataModule):
                     f"hold out every {category} scene: training would never show one")
         # The source digits at the cell size; batch_size=1 because only its splits are used, never its loaders.
         self.digits = DigitsDataModule(img_size=img_size // 2, batch_size=1, val_fraction=val_fraction,
-                                       split_seed=split_seed)  # fmt: skip
+                                       split_seed=split_seed)
         self.scenes: dict[str, SceneSplit] = {}
         self._splits: dict[str, UInt8ImageDataset] = {}
 
@@ -146,7 +146,7 @@ class DigitScenesDataModule(ImageDataModule):
              if spec.category == category and scenes.held_out[index] == held_out]
             for held_out in (False, True)
             for category in CATEGORIES
-        ]  # fmt: skip
+        ]
         return [scene for turn in zip_longest(*groups) for scene in turn if scene is not None]
 
     def evaluation_prompts(self, specs_per_category: int, phrasings: int, seed: int = 0) -> list[ScenePrompt]:
@@ -154,7 +154,7 @@ class DigitScenesDataModule(ImageDataModule):
         (drawn from ``seed``) and every held-out content, each in ``phrasings`` of its captions."""
         if specs_per_category < 1 or phrasings < 1:
             raise ValueError(f"scene accuracy needs specs_per_category >= 1 and phrasings >= 1, got "
-                             f"{specs_per_category}, {phrasings}")  # fmt: skip
+                             f"{specs_per_category}, {phrasings}")
         rng = np.random.default_rng(seed)
         prompts = []
         for category in CATEGORIES:

@@ -61,7 +61,7 @@ def _metadata_rows(path: Path) -> list[tuple[str, object]]:
         missing = {"file_name", "text"} - set(reader.fieldnames or ())
         if missing:
             raise BadDataError(f"{path}: no {' and no '.join(sorted(missing))} column (columns: {reader.fieldnames}); "
-                               "metadata.csv needs file_name and text")  # fmt: skip
+                               "metadata.csv needs file_name and text")
         # Line 1 is the header.
         return [(f"{path} line {number}", row) for number, row in enumerate(reader, start=2)]
 
@@ -71,7 +71,7 @@ def _metadata_entry(folder: Path, where: str, row: object) -> CaptionedImage:
         raise row
     if not isinstance(row, dict) or not isinstance(row.get("file_name"), str) or "text" not in row:
         raise BadInput(where, 'expected an object with "file_name" (a string) and "text" (a string or a list of '
-                              f"strings), got {json.dumps(row, ensure_ascii=False)[:200]}")  # fmt: skip
+                              f"strings), got {json.dumps(row, ensure_ascii=False)[:200]}")
     text = row["text"]
     texts = [text] if isinstance(text, str) else text
     if not isinstance(texts, list) or not all(isinstance(each, str) for each in texts):
@@ -158,7 +158,7 @@ class CaptionsDataModule(CaptionedDataModule):
         if folders is None:
             if len(entries) < 2:
                 raise MissingInputError(f"{folder}: found {len(entries)} captioned images, need at least 2 for a "
-                                        "train and a val split")  # fmt: skip
+                                        "train and a val split")
             entries = seeded_split(entries, split, self.val_fraction, self.split_seed)
         return entries
 

@@ -27,7 +27,7 @@ LEFT_RIGHT_TEMPLATES = (
     "{second} on the right of {first}",
 )
 ABOVE_BELOW_TEMPLATES = ("{first} above {second}", "{second} below {first}", "{first} over {second}",
-                         "{second} under {first}")  # fmt: skip
+                         "{second} under {first}")
 
 
 def _names(digit: int) -> tuple[str, str]:

@@ -370,7 +370,7 @@ class GANModule(AdversarialModule):
         net = self._sampling_net
         if not isinstance(net, StyleGenerator):
             raise ConfigError(f"{type(net).__name__} has no w space: only a style generator (model=stylegan_lite) "
-                              "maps z to w")  # fmt: skip
+                              "maps z to w")
         return net
 
     def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:

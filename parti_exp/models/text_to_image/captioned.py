@@ -76,13 +76,13 @@ class CaptionedModule(LightningModule):
             tokenizer = BPETokenizer.train(corpus, settings.vocab_size, self.max_text_len, settings.lowercase)
         else:
             tokenizer = BPETokenizer.cached(corpus, settings.cache_dir, settings.vocab_size, self.max_text_len,
-                                            settings.lowercase)  # fmt: skip
+                                            settings.lowercase)
         lengths = tokenizer.token_counts(corpus)
         too_long = sum(length > self.max_text_len for length in lengths)
         if too_long:
             log.warning("text tokenizer: %d of %d training captions are longer than max_text_len=%d tokens (up to "
                         "%d) and are truncated; raise model.max_text_len to keep them whole", too_long, len(corpus),
-                        self.max_text_len, max(lengths))  # fmt: skip
+                        self.max_text_len, max(lengths))
         return tokenizer
 
     def encode_captions(self, captions: list[str], warn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -62,7 +62,7 @@ class ContrastiveModule(CaptionedModule):
         if not isinstance(image_encoder, ImageEmbedder):
             raise TypeError(f"model.image_encoder must embed images (img_size, channels, dim and forward(images) -> "
                             f"B x dim, like parti_exp.nets.image_encoder.ImageEncoder), got "
-                            f"{type(image_encoder).__name__}")  # fmt: skip
+                            f"{type(image_encoder).__name__}")
         require(is_int_at_least(r_precision_distractors, 1), "model.r_precision_distractors",
                 f"must be an integer >= 1, got {r_precision_distractors!r}")
         super().__init__(text_tokenizer, max_text_len)
@@ -93,7 +93,7 @@ class ContrastiveModule(CaptionedModule):
         return self.optimizer_factory([
             {"params": [p for p in params if p.ndim >= 2]},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ])  # fmt: skip
+        ])
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -140,7 +140,7 @@ class ContrastiveModule(CaptionedModule):
         self._val_batches = []
         if len(ids.unique()) < 2:
             rank_zero_warn("val/r_precision and val/retrieval_top1 need validation images with different captions; "
-                           "these all have the same one, so they are not measured")  # fmt: skip
+                           "these all have the same one, so they are not measured")
             return
         generator = torch.Generator().manual_seed(self.val_seed)
         precision = r_precision(images, texts, ids, self.r_precision_distractors, generator)
@@ -175,10 +175,10 @@ def load_contrastive(path: str | Path, what: str = "scorer_ckpt") -> Contrastive
     that named it, for the error messages."""
     if not Path(path).is_file():
         raise MissingInputError(f"{what}={path} does not exist: give the checkpoints/last.ckpt of a "
-                                "`python -m parti_exp.train model=contrastive data=...` run")  # fmt: skip
+                                "`python -m parti_exp.train model=contrastive data=...` run")
     module, _ = module_from_checkpoint(read_checkpoint(path, what))
     if not isinstance(module, ContrastiveModule):
         raise BadCheckpointError(f"{what}={path} holds a {type(module).__name__}, not a contrastive scorer: train one "
                                  "with `python -m parti_exp.train model=contrastive data=...` and pass its "
-                                 "checkpoints/last.ckpt")  # fmt: skip
+                                 "checkpoints/last.ckpt")
     return module.eval().requires_grad_(False)

@@ -23,14 +23,14 @@ def symmetric_info_nce(
     text->image direction is unchanged: a false caption has no image of its own."""
     if image_embeddings.shape != text_embeddings.shape or image_embeddings.ndim != 2:
         raise ValueError(f"expected two B x E embeddings of one shape, got {tuple(image_embeddings.shape)} and "
-                         f"{tuple(text_embeddings.shape)}")  # fmt: skip
+                         f"{tuple(text_embeddings.shape)}")
     logits = logit_scale * image_embeddings.float() @ text_embeddings.float().T  # (B images, B texts)
     targets = torch.arange(len(logits), device=logits.device)
     image_to_text = logits
     if negative_embeddings is not None:
         if negative_embeddings.shape != image_embeddings.shape or has_negative is None:
             raise ValueError(f"hard negatives need B x E embeddings like the images' and a B mask, got "
-                             f"{tuple(negative_embeddings.shape)}")  # fmt: skip
+                             f"{tuple(negative_embeddings.shape)}")
         negatives = logit_scale * image_embeddings.float() @ negative_embeddings.float().T  # (B images, B negatives)
         negatives = negatives.masked_fill(~has_negative[None, :], float("-inf"))
         image_to_text = torch.cat([logits, negatives], dim=1)

@@ -172,7 +172,7 @@ class TextToImageModule(CaptionedModule):
         ids, mask = self.encode_captions(captions, warn=True)
         null_ids, null_mask = (t.to(self.device) for t in self.text_tokenizer.null(1))
         tokens = sample_image_tokens(self.transformer, ids, mask, null_ids, null_mask, sampling or self.sampling,
-                                     generator, forced, keep)  # fmt: skip
+                                     generator, forced, keep)
         return self.decode_codes(tokens)
 
     @torch.no_grad()
@@ -190,7 +190,7 @@ class TextToImageModule(CaptionedModule):
         caption."""
         if labels is None or self.captions is None:
             raise ValueError("a text-to-image model generates from captions: the metrics need the data's labels and "
-                             "caption source")  # fmt: skip
+                             "caption source")
         captions = self.captions.first(labels)
         # The sampler draws on the model's device; its seed comes from the caller's generator.
         seed = int(torch.randint(2**62, (1,), generator=generator))

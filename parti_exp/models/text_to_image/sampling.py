@@ -101,7 +101,7 @@ def sample_image_tokens(
         raise ValueError("forced and keep go together: give both or neither")
     if keep is not None and not (forced.shape == keep.shape == (batch, model.num_image_tokens)):
         raise ValueError(f"forced and keep must be {batch} x {model.num_image_tokens}, got {tuple(forced.shape)} "
-                         f"and {tuple(keep.shape)}")  # fmt: skip
+                         f"and {tuple(keep.shape)}")
     # Positions every row keeps need no draw (read once: a per-step test would sync with the device each step).
     all_kept = keep.all(dim=0).tolist() if keep is not None else [False] * model.num_image_tokens
     guided = config.guidance_scale != 1

@@ -174,7 +174,7 @@ class BPETokenizer:
 
     @classmethod
     def cached(cls, corpus: list[str], cache_dir: str | Path, vocab_size: int, max_len: int,
-               lowercase: bool = True) -> BPETokenizer:  # fmt: skip
+               lowercase: bool = True) -> BPETokenizer:
         """Trained once per corpus and settings, then read from ``cache_dir``."""
         digest = hashlib.sha1(f"{vocab_size} {lowercase}\n".encode())
         for caption in corpus:
@@ -189,7 +189,7 @@ class BPETokenizer:
         trained.tokenizer.save(str(temp))
         os.replace(temp, path)
         log.info("text tokenizer: trained on %d captions (%d tokens), cached in %s", len(corpus),
-                 trained.vocab_size, path)  # fmt: skip
+                 trained.vocab_size, path)
         return trained
 
     @property
@@ -210,7 +210,7 @@ class BPETokenizer:
                 if warn:
                     dropped = len(tokens) + 1 - self.max_len
                     log.warning("prompt %r has %d tokens, more than max_text_len=%d: the last %d were dropped",
-                                captions[row], len(tokens) + 1, self.max_len, dropped)  # fmt: skip
+                                captions[row], len(tokens) + 1, self.max_len, dropped)
                 tokens = tokens[: self.max_len - 1]
             tokens = [*tokens, self.end_id]
             ids[row, : len(tokens)] = torch.tensor(tokens)

@@ -68,7 +68,7 @@ def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
         log_sf=lambda t: F.logsigmoid(-t),
         cdf=torch.sigmoid,
         log_pdf=lambda t: -t - 2 * F.softplus(-t),
-    )  # fmt: skip
+    )
 
 
 def discretized_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ def discretized_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
         log_sf=lambda t: torch.special.log_ndtr(-t),
         cdf=torch.special.ndtr,
         log_pdf=lambda t: -0.5 * (LOG_2PI + t.pow(2)),
-    )  # fmt: skip
+    )
 
 
 def importance_weighted_bound(log_weights: torch.Tensor) -> torch.Tensor:

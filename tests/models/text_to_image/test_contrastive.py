@@ -88,7 +88,7 @@ def test_training_clamps_the_logit_scale_after_each_step(tmp_path):
             module.dual_encoder.logit_scale.fill_(math.log(1000.0))
 
     run = train(compose_train(tmp_path, *CONTRASTIVE, "trainer.fast_dev_run=true", fast=False),
-                extra_callbacks=[BeforeFit(too_hot)])  # fmt: skip
+                extra_callbacks=[BeforeFit(too_hot)])
     assert run.module.dual_encoder.logit_scale.exp().item() == pytest.approx(100.0, rel=1e-5)
     # The step itself ran at the unclamped scale, as logged.
     assert float(run.trainer.callback_metrics["train/logit_scale"]) == pytest.approx(1000.0, rel=1e-4)
@@ -208,7 +208,7 @@ def test_bad_settings_are_named(tmp_path):
         build_module(compose_train(tmp_path, *CONTRASTIVE, "+model.hard_negatives.enable=true", fast=False))
     with pytest.raises(ValueError, match="model.hard_negatives.mirrors: each entry is two single words"):
         build_module(compose_train(tmp_path, *CONTRASTIVE, "model.hard_negatives.enabled=true",
-                                   "model.hard_negatives.mirrors=[[left]]", fast=False))  # fmt: skip
+                                   "model.hard_negatives.mirrors=[[left]]", fast=False))
     assert build_module(compose_train(tmp_path, *CONTRASTIVE, fast=False)).hard_negatives is None  # off by default
     scenes = build_module(compose_train(tmp_path, "experiment=contrastive_scenes", fast=False))
     assert scenes.hard_negatives.edits("a 3 over a 7") == ["a 7 over a 3", "a 3 under a 7"]
@@ -232,7 +232,7 @@ def parti_ckpt(tmp_path_factory):
     train(compose_train(tmp / "tokenizer", *TINY_VQGAN, "trainer.limit_train_batches=3"))
     tokenizer = tmp / "tokenizer" / "run" / "checkpoints" / "last.ckpt"
     train(compose_train(tmp, *PARTI, f"model.tokenizer_ckpt={tokenizer}", "trainer.max_epochs=1",
-                        "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))  # fmt: skip
+                        "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))
     return tmp / "run" / "checkpoints" / "last.ckpt", tokenizer
 
 
@@ -246,7 +246,7 @@ def test_sample_cli_keeps_the_candidate_the_contrastive_scorer_likes_best(tmp_pa
     scorer_ckpt = scorer_run[1]
     prompt = "a handwritten seven"
     cfg = compose_sample(tmp_path, f"ckpt_path={ckpt}", f'prompts=["{prompt}"]', "n=3", "n_candidates=4",
-                         f"scorer_ckpt={scorer_ckpt}", "device=cpu")  # fmt: skip
+                         f"scorer_ckpt={scorer_ckpt}", "device=cpu")
     paths = sample(cfg, tmp_path / "out")
     # The same candidates again (the CLI draws all 12 in one call from its seed), scored by hand.
     parti = module_from_checkpoint(read_checkpoint(ckpt))[0].eval()
@@ -260,7 +260,7 @@ def test_sample_cli_keeps_the_candidate_the_contrastive_scorer_likes_best(tmp_pa
     assert torch.equal(saved, expected)
     with pytest.raises(ValueError, match=r"scorer_ckpt is for reranking: set n_candidates > 1"):
         sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", f'prompts=["{prompt}"]', f"scorer_ckpt={scorer_ckpt}"),
-               tmp_path / "out2")  # fmt: skip
+               tmp_path / "out2")
     with pytest.raises(ValueError, match=r"is a contrastive scorer \(model=contrastive\): it scores images"):
         sample(compose_sample(tmp_path, f"ckpt_path={scorer_ckpt}", "n=1"), tmp_path / "out3")
 
@@ -272,7 +272,7 @@ def test_text_to_image_run_logs_clip_score_and_r_precision_with_their_real_ceili
     run = train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer}", "trainer.max_epochs=1",
                               "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null",
                               f"callbacks.text_image_metrics.scorer_ckpt={scorer_ckpt}",
-                              "callbacks.text_image_metrics.every_n_epochs=1", fast=False))  # fmt: skip
+                              "callbacks.text_image_metrics.every_n_epochs=1", fast=False))
     logged = {key: float(value) for key, value in run.trainer.callback_metrics.items()}
     # The real ceiling, measured by hand on the same 100 validation images, captions and distractors.
     scorer = load_contrastive(scorer_ckpt)
@@ -294,12 +294,12 @@ def test_text_image_metrics_are_off_without_a_scorer_and_refuse_a_mismatched_one
     cfg = compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer}", fast=False)
     assert cfg.callbacks.text_image_metrics.scorer_ckpt is None
     run = train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer}", "trainer.fast_dev_run=true",
-                              "callbacks.caption_accuracy=null", fast=False))  # fmt: skip
+                              "callbacks.caption_accuracy=null", fast=False))
     assert not any(key.startswith(("val/clip_score", "val/r_precision")) for key in run.trainer.callback_metrics)
     # A text-to-image checkpoint is no scorer.
     with pytest.raises(ValueError, match=r"callbacks.text_image_metrics.scorer_ckpt=\S+ holds a TextToImageModule"):
         train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer}", "trainer.fast_dev_run=true",
-                            f"callbacks.text_image_metrics.scorer_ckpt={ckpt}", fast=False))  # fmt: skip
+                            f"callbacks.text_image_metrics.scorer_ckpt={ckpt}", fast=False))
 
 
 def test_trains_and_scores_on_a_captioned_folder_without_labels(tmp_path):

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 # The preset as it is (940 steps, under two minutes): word order is learned late, after about 600 steps.
 PRESET = ["experiment=contrastive_scenes", "data.num_val=500",
-         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]  # fmt: skip
+         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
 @pytest.fixture(scope="module")

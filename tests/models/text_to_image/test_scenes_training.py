@@ -10,14 +10,14 @@ from parti_exp.train import train
 pytestmark = pytest.mark.slow
 
 SMALL_DATA = ["data.num_train=128", "data.num_val=32", "trainer.limit_val_batches=1", "trainer.max_epochs=1",
-              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]  # fmt: skip
+              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
 def test_both_presets_run_and_stage_two_logs_scene_accuracy(tmp_path, scene_reader_cache):
     train(compose_train(
         tmp_path / "stage1", "experiment=tokenizer_scenes", *SMALL_DATA, "trainer.limit_train_batches=2",
         "model.generator.width=8", "model.discriminator.width=8", "model.generator.codebook_size=32", fast=False,
-    ))  # fmt: skip
+    ))
     tokenizer_ckpt = tmp_path / "stage1" / "run" / "checkpoints" / "last.ckpt"
     run = train(compose_train(
         tmp_path / "stage2", "experiment=parti_scenes", *SMALL_DATA, f"model.tokenizer_ckpt={tokenizer_ckpt}",
@@ -26,7 +26,7 @@ def test_both_presets_run_and_stage_two_logs_scene_accuracy(tmp_path, scene_read
         f"callbacks.scene_accuracy.cache_dir={scene_reader_cache}", "callbacks.scene_accuracy.per_prompt=1",
         "callbacks.scene_accuracy.every_n_epochs=1",
         "callbacks.scene_accuracy.specs_per_category=1", "callbacks.scene_accuracy.phrasings=1", fast=False,
-    ))  # fmt: skip
+    ))
     logged = run.trainer.callback_metrics
     assert run.module.image_tokenizer.token_grid == (8, 8)
     assert run.module.sampling.guidance_scale == 2.0  # the preset's: 3 leaves strokes in empty cells

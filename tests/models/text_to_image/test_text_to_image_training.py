@@ -45,7 +45,7 @@ def tokenizer_ckpt(tmp_path_factory):
 
 def test_parti_fast_dev_run_trains_the_transformer_and_leaves_the_tokenizer_frozen(tmp_path, tokenizer_ckpt):
     cfg = compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "trainer.fast_dev_run=true",
-                        fast=False)  # fmt: skip
+                        fast=False)
     module = build_module(cfg)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     run = train(cfg)
@@ -67,7 +67,7 @@ def test_condition_dropout_replaces_captions_by_the_null_caption(tmp_path, token
     module.use_captions(build_datamodule(cfg).caption_source())
     seen = []
     monkeypatch.setattr(module.transformer, "forward", lambda ids, mask, tokens: seen.append((ids, mask)) or
-                        torch.zeros(*tokens.shape, 32, requires_grad=True))  # fmt: skip
+                        torch.zeros(*tokens.shape, 32, requires_grad=True))
     labels = torch.arange(10)
     images = torch.zeros(10, 1, 16, 16)
     null_ids, null_mask = module.text_tokenizer.null(1)
@@ -81,7 +81,7 @@ def test_condition_dropout_replaces_captions_by_the_null_caption(tmp_path, token
 
 def test_sample_cli_writes_a_folder_per_prompt_and_a_captioned_grid(tmp_path, tokenizer_ckpt):
     train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "trainer.max_epochs=1",
-                        "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))  # fmt: skip
+                        "trainer.limit_train_batches=2", "callbacks.caption_accuracy=null", fast=False))
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     stored = read_checkpoint(ckpt)["text_tokenizer"]
     assert stored["kind"] == "bpe" and isinstance(stored["json"], str)
@@ -115,7 +115,7 @@ class FakeModel:
 
 def test_reranking_keeps_the_best_scored_candidate_of_each_group():
     images, scores = sample_reranked(FakeModel(), "a handwritten seven", n=3, n_candidates=4,
-                                     scorer=lambda images, caption: -(images[:, 0, 0, 0] - 0.05).abs())  # fmt: skip
+                                     scorer=lambda images, caption: -(images[:, 0, 0, 0] - 0.05).abs())
     # Groups of 4: (0..3), (4..7), (8..11); closest to 0.05 in each: 3, 5, 8.
     assert images[:, 0, 0, 0].tolist() == pytest.approx([0.03, 0.05, 0.08])
     assert scores.tolist() == pytest.approx([-0.02, 0.0, -0.03], abs=1e-6)
@@ -135,7 +135,7 @@ def test_caption_accuracy_counts_the_samples_read_as_the_captioned_class(tmp_pat
             return None, torch.nn.functional.one_hot(torch.full((len(images),), 7), 10).float()
 
     accuracy = caption_accuracy(module, ReadsEverythingAsSeven(), DigitCaptioner(), per_class=3,
-                                sampling=SamplingConfig(), seed=0)  # fmt: skip
+                                sampling=SamplingConfig(), seed=0)
     assert accuracy == pytest.approx(1 / 10)  # only the "seven" prompt's samples count as right
 
 
@@ -147,11 +147,11 @@ def test_a_missing_or_wrong_tokenizer_checkpoint_is_named(tmp_path, tokenizer_ck
     train(compose_train(dcgan_run, "trainer.limit_train_batches=1", "trainer.limit_val_batches=1"))
     with pytest.raises(ValueError, match=r"holds a DCGANGenerator, not an image tokenizer"):
         build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={dcgan_run / 'run/checkpoints/last.ckpt'}",
-                                   fast=False))  # fmt: skip
+                                   fast=False))
     # A tokenizer trained at 16 px cannot tokenise 32 px images into the grid it was trained for.
     with pytest.raises(ValueError, match=r"makes a \(8, 8\) token grid from 32 px images"):
         build_module(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={tokenizer_ckpt}", "data.img_size=32",
-                                   fast=False))  # fmt: skip
+                                   fast=False))
 
 
 def test_parti_trains_on_a_captioned_folder_and_samples_a_free_text_prompt(tmp_path):
@@ -168,11 +168,11 @@ def test_parti_trains_on_a_captioned_folder_and_samples_a_free_text_prompt(tmp_p
     tokenizer = OLD_TOKENIZER
     run = train(compose_train(tmp_path, *PARTI_ANY_DATA, f"model.tokenizer_ckpt={tokenizer}", "data=captions",
                               f"data.path={folder}", "data.channels=1", "data.batch_size=4", "data.val_fraction=0.25",
-                              "metrics=none", "trainer.max_epochs=1", fast=False))  # fmt: skip
+                              "metrics=none", "trainer.max_epochs=1", fast=False))
     assert run.module.text_tokenizer.vocab_size <= 512
     assert "val/caption_acc" not in run.metrics
     assert (tmp_path / "run" / "samples" / "epoch_0000.png").is_file()
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     paths = sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "prompts=[a red bus parked on a street]", "n=2"),
-                   tmp_path / "out")  # fmt: skip
+                   tmp_path / "out")
     assert len(paths) == 2 and PILImage.open(paths[0]).size == (16, 16)

@@ -22,7 +22,7 @@ TINY_VAE = [
     "metrics=none", "model.net.width=8", "model.net.latent_dim=8", "model.iw_samples=4", "trainer.max_epochs=1",
     "trainer.limit_train_batches=3", "trainer.log_every_n_steps=1", "callbacks.sample_grid.num_samples=16",
     "callbacks.reconstruction_grid.num_images=8",
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_sample_command_writes_prior_samples_of_a_vae_checkpoint(vae_run, tmp_pa
     _, run_dir = vae_run
     out_dir = tmp_path / "samples"
     result = run("parti_exp.sample", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n=6", f"out_dir={out_dir}",
-                 f"paths.root_dir={tmp_path}")  # fmt: skip
+                 f"paths.root_dir={tmp_path}")
     assert sorted(p.name for p in out_dir.iterdir()) == [f"{i:06d}.png" for i in range(6)] + ["grid.png",
                                                                                                "manifest.json"]
     assert Image.open(out_dir / "000005.png").size == (16, 16)  # the digits config's size
@@ -78,11 +78,11 @@ def test_sample_interpolates_a_vae_and_refuses_the_gan_only_tools(vae_run, tmp_p
 def test_evaluate_reports_bits_per_dimension_next_to_fid(vae_run, tmp_path):
     result, run_dir = vae_run
     overrides = ["metrics=classifier", f"metrics.cache_dir={tmp_path / 'cache'}", "metrics.num_fake=100",
-                 "metrics.batch_size=100", "metrics.kid_subset_size=50", "device=cpu"]  # fmt: skip
+                 "metrics.batch_size=100", "metrics.kid_subset_size=50", "device=cpu"]
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose(config_name="evaluate", overrides=[f"paths.root_dir={tmp_path}",
                                                          f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                                                         *overrides])  # fmt: skip
+                                                         *overrides])
     values = evaluate(cfg, tmp_path / "eval", overrides=overrides)
     assert math.isfinite(values["fid_clf"]) and 0 <= values["coverage_clf"] <= 1
     # The same bound on the same val images with the same weights as the run's last validation (other draws).

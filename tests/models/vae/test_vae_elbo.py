@@ -74,11 +74,11 @@ def test_discretized_gaussian_by_hand():
     half = 1 / 255
     expected = math.log(norm.cdf((x + half - mean) / scale) - norm.cdf((x - half - mean) / scale))
     value = discretized_gaussian_log_prob(*(torch.tensor(v, dtype=torch.float64).view(1, 1, 1, 1)
-                                            for v in (x, mean, math.log(scale))))  # fmt: skip
+                                            for v in (x, mean, math.log(scale))))
     assert float(value) == pytest.approx(expected, rel=1e-6)
     # The lowest level takes the whole left tail.
     edge = discretized_gaussian_log_prob(*(torch.tensor(v, dtype=torch.float64).view(1, 1, 1, 1)
-                                           for v in (-1.0, mean, math.log(scale))))  # fmt: skip
+                                           for v in (-1.0, mean, math.log(scale))))
     assert float(edge) == pytest.approx(math.log(norm.cdf((-1 + half - mean) / scale)), rel=1e-6)
 
 

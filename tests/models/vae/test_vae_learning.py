@@ -34,7 +34,7 @@ def test_short_vae_run_beats_a_factorised_baseline_and_samples_varied_digits(cfg
         "trainer.max_epochs=5", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
         "metrics=none", "~callbacks", "~logger", "model.net.width=16", "model.net.latent_dim=16",
         "model.kl_warmup_steps=100", "model.iw_samples=8", fast=False,
-    )  # fmt: skip
+    )
     before = {}
     record = BeforeFit(lambda untrained: before.update(judged=judge(untrained, digits, classifier)))
     result = train(cfg, [record])

@@ -18,7 +18,7 @@ from parti_exp.train import train
 FAST_VAE = [
     "model=vae", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
     "metrics=none", "model.net.width=8", "model.net.latent_dim=4", "model.iw_samples=4", "data.batch_size=32",
-]  # fmt: skip
+]
 
 
 def tiny_vae(**kwargs) -> VAEModule:
@@ -44,7 +44,7 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
     rng = torch.Generator().manual_seed(0)
     draws = {1: 60, 8: 20, 64: 20}  # enough draws of each mean bound for its noise to be well under the gaps
     means = {k: float(torch.stack([module.importance_weighted_log_likelihood(images, k, rng).mean()
-                                   for _ in range(n)]).mean()) for k, n in draws.items()}  # fmt: skip
+                                   for _ in range(n)]).mean()) for k, n in draws.items()}
     elbos = []
     for _ in range(60):
         log_px, kl_dims, _ = module.elbo_parts(images, module.likelihood.discrete_log_prob, rng)
@@ -54,7 +54,7 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
     assert means[1] + 10 < means[8] < means[64] - 5, means  # measured: about -185, -127, -107 nats
     # Per image too, on average over the draws: the bound rises with k for every image.
     per_image = [torch.stack([module.importance_weighted_log_likelihood(images, k, rng) for _ in range(10)]).mean(0)
-                 for k in (1, 64)]  # fmt: skip
+                 for k in (1, 64)]
     assert bool((per_image[1] > per_image[0]).all())
 
 
@@ -95,7 +95,7 @@ class KLWeights(Callback):
 def test_kl_warmup_follows_the_optimizer_step_count_across_a_resume(cfg_factory, tmp_path):
     first = KLWeights()
     schedule = ["model.beta=2.0", "model.kl_warmup_steps=10", "trainer.log_every_n_steps=1",
-                "trainer.limit_train_batches=4", "trainer.limit_val_batches=1"]  # fmt: skip
+                "trainer.limit_train_batches=4", "trainer.limit_val_batches=1"]
     train(cfg_factory(*FAST_VAE, *schedule, "trainer.max_epochs=2", fast=False), [first])
     steps, weights = zip(*first.seen)
     assert steps == tuple(range(8)) and weights == pytest.approx([2.0 * step / 10 for step in steps])
@@ -128,7 +128,7 @@ def test_the_vae_speaks_the_protocols_of_sampling_metrics_and_evaluation():
     ({"beta": -1.0}, "model.beta"), ({"kl_warmup_steps": 1.5}, "model.kl_warmup_steps"),
     ({"free_bits": -0.1}, "model.free_bits"), ({"iw_samples": 0}, "model.iw_samples"),
     ({"likelihood": "categorical"}, "model.likelihood"),
-])  # fmt: skip
+])
 def test_bad_settings_are_refused_with_their_key(setting, message):
     with pytest.raises(ConfigError, match=message):
         tiny_vae(**setting)
@@ -138,7 +138,7 @@ def test_bad_settings_are_refused_with_their_key(setting, message):
 def test_each_likelihood_trains_and_measures_bits_per_8bit_dimension(cfg_factory, likelihood, precision):
     cfg = cfg_factory(*FAST_VAE, f"model.likelihood={likelihood}", f"precision={precision}", "trainer.max_epochs=1",
                       "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1",
-                      fast=False)  # fmt: skip
+                      fast=False)
     metrics = train(cfg).metrics
     # Bits per 8-bit dimension: between 0 and the 8 bits of a uniform guess (a fresh model is near the top).
     assert 0 < metrics["val/bpd_iw"] <= metrics["val/bpd"] + 0.05 < 9
@@ -160,7 +160,7 @@ def nan_reconstruction_at(monkeypatch, call: int) -> None:
 
 def test_the_guard_stops_or_skips_a_non_finite_vae_step(cfg_factory, tmp_path, monkeypatch):
     run = [*FAST_VAE, "trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=1",
-           "trainer.log_every_n_steps=1"]  # fmt: skip
+           "trainer.log_every_n_steps=1"]
     nan_reconstruction_at(monkeypatch, 2)
     with pytest.raises(NonFiniteError, match="non-finite loss=nan.*at VAE step 1"):
         train(cfg_factory(*run, fast=False))
@@ -175,7 +175,7 @@ def test_the_guard_stops_or_skips_a_non_finite_vae_step(cfg_factory, tmp_path, m
 
 def test_the_vae_quickstart_composes_a_small_vae_on_16px_digits(cfg_factory):
     cfg = cfg_factory("experiment=quickstart_vae", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
-                      "trainer.limit_val_batches=1", "metrics=none", "model.iw_samples=2", fast=False)  # fmt: skip
+                      "trainer.limit_val_batches=1", "metrics=none", "model.iw_samples=2", fast=False)
     assert cfg.model.net.width == 32 and cfg.data.img_size == 16 and cfg.trainer.accelerator == "cpu"
     module = train(cfg).module
     assert isinstance(module, VAEModule) and module.generate(torch.zeros(1, module.latent_dim)).shape == (1, 1, 16, 16)

@@ -14,7 +14,7 @@ from parti_exp.train import train
 RUN = [
     *FAST_VAE, "trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
     "trainer.deterministic=true", "model.kl_warmup_steps=5", "callbacks.model_checkpoint.every_n_g_steps=2",
-]  # fmt: skip
+]
 
 
 def interrupt_after_step(monkeypatch, k: int) -> None:
