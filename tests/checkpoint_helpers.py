@@ -16,6 +16,15 @@ OLD_TOKENIZER = FIXTURES / "vqgan_tokenizer_8d791b7.ckpt"
 OLD_PARTI = FIXTURES / "parti_digits_8d791b7.ckpt"
 
 
+# Commit 7a17d84, the last with every module at the package's top level (parti_exp.gan, parti_exp.ema, ...): one
+# epoch of three batches of `model=stylegan_lite` (16 px, widths 8, latent_dim 16; EMA, lazy R1, the classifier
+# metrics) and of `experiment=quickstart_vae model.net.width=8`, each with `trainer.cpu_threads=1`; beside each, the
+# grid.png that `python -m parti_exp.sample ckpt_path=<it> n=8 device=cpu` drew from it at that commit (the GAN's with
+# truncation=0.7).
+OLD_STYLEGAN = FIXTURES / "stylegan_lite_7a17d84.ckpt"
+OLD_VAE = FIXTURES / "vae_7a17d84.ckpt"
+
+
 class RunsShell:
     """Pickles as a call of os.system: unpickling it runs the command (the attack weights-only loading guards
     against)."""

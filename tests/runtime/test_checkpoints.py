@@ -3,9 +3,10 @@ config reads with moved `_target_`s mapped and the model's recorded extras merge
 (the fixtures: tests/checkpoint_helpers.py)."""
 
 
+import numpy as np
 import pytest
 import torch
-from checkpoint_helpers import OLD_PARTI, OLD_TOKENIZER
+from checkpoint_helpers import OLD_PARTI, OLD_STYLEGAN, OLD_TOKENIZER, OLD_VAE
 from hydra_compose import compose_sample, compose_train
 from PIL import Image
 
@@ -22,6 +23,7 @@ from parti_exp.runtime.checkpoints import (
     read_checkpoint,
     stored_config,
 )
+from parti_exp.runtime.instantiate import instantiate
 from parti_exp.sample import sample
 
 
@@ -78,3 +80,24 @@ def test_the_model_extras_are_merged_into_the_stored_model_config():
     assert cfg.model == {"_target_": "parti_exp.models.vqgan.VQGANModule", "a": 1, "image_tokenizer": "text"}
     # the checkpoint itself is not changed by reading it
     assert "image_tokenizer" not in checkpoint[CONFIG_KEY]["model"]
+
+
+@pytest.mark.parametrize(
+    "ckpt,options",
+    [(OLD_STYLEGAN, ["truncation=0.7"]), (OLD_VAE, [])],
+    ids=["stylegan_lite", "vae"],
+)
+def test_checkpoints_of_the_flat_package_sample_what_they_sampled_then(tmp_path, ckpt, options):
+    # They store parti_exp.gan.GANModule, parti_exp.vae.VAEModule, parti_exp.ema.EMA, parti_exp.guard.NonFiniteGuard,
+    # parti_exp.metrics.callback.ClassifierMetrics, parti_exp.callbacks.gan_checkpoint.GANCheckpoint, ...
+    stored = read_checkpoint(ckpt)[CONFIG_KEY]
+    assert stored["model"]["_target_"] in ("parti_exp.gan.GANModule", "parti_exp.vae.VAEModule")
+    cfg = stored_config(read_checkpoint(ckpt))
+    assert cfg.model._target_.startswith("parti_exp.models.")
+    assert cfg.callbacks.model_checkpoint._target_ == "parti_exp.callbacks.step_checkpoint.StepCheckpoint"
+    assert type(instantiate(cfg.metrics)).__name__ == "ClassifierMetrics"
+    sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "n=8", "device=cpu", *options), tmp_path / "out")
+    then = np.asarray(Image.open(ckpt.with_name(f"{ckpt.stem}_grid.png")), dtype=np.int16)
+    now = np.asarray(Image.open(tmp_path / "out" / "grid.png"), dtype=np.int16)
+    # Within a grey level: another CPU may round the last bit of a float differently.
+    assert now.shape == then.shape and np.abs(now - then).max() <= 1
