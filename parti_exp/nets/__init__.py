@@ -16,7 +16,7 @@ The roles a net can play, as the modules that train them call them (each a Proto
   ``forward(images, labels=None)`` -> ``(reconstructions, Quantized)`` for training (the VQGAN);
 - a variational autoencoder (``VariationalAutoencoder``): ``latent_dim``, ``encode(images)`` -> the mean and
   log-variance of a diagonal Gaussian posterior (``B x latent_dim`` each), ``decode(z)`` -> the parameters of
-  p(x | z) per pixel, which the VAE's likelihood reads (``vae.py``);
+  p(x | z) per pixel, which the VAE's likelihood reads (``parti_exp.models.vae``);
 - an image embedder (``ImageEmbedder``): ``forward(images)`` -> ``B x dim`` features of ``channels x img_size x
   img_size`` images, the image tower of the contrastive scorer (``image_encoder.py``).
 
