@@ -103,7 +103,7 @@ class TruncatesLatents(Protocol):
         z: torch.Tensor,
         labels: torch.Tensor | None,
         psi: float,
-        rng: torch.Generator,
+        rng: torch.Generator | None,
         mean_w: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``generate`` with ψ < 1 traded diversity for fidelity; ψ = 1 is ``generate``."""

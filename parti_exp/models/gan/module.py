@@ -310,13 +310,14 @@ class GANModule(AdversarialModule):
         z: torch.Tensor,
         labels: torch.Tensor | None,
         psi: float,
-        rng: torch.Generator,
+        rng: torch.Generator | None,
         mean_w: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``generate`` with the truncation trick (``parti_exp.models.gan.truncation``), the one rule the sample grid
         and ``python -m parti_exp.sample`` share: in w toward ``mean_w`` (default ``mean_w()``) when the generator has
-        a style space, else BigGAN's redraw of z entries beyond the threshold, drawn from ``rng`` (entries already
-        within it are kept: latents truncated beforehand come out as they are). ψ = 1 is ``generate``."""
+        a style space, else BigGAN's redraw of z entries beyond the threshold, drawn from ``rng`` (None: the global
+        stream; entries already within it are kept, so latents truncated beforehand draw nothing). ψ = 1 is
+        ``generate``."""
         if psi >= 1.0:
             return self.generate(z, labels)
         if self.has_style_space:

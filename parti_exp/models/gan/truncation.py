@@ -36,7 +36,7 @@ def truncation_threshold(psi: float) -> float:
     return math.inf if psi >= 1.0 else math.sqrt(2.0) * torch.erfinv(torch.tensor(psi, dtype=torch.float64)).item()
 
 
-def redraw_beyond(z: torch.Tensor, threshold: float, generator: torch.Generator) -> torch.Tensor:
+def redraw_beyond(z: torch.Tensor, threshold: float, generator: torch.Generator | None) -> torch.Tensor:
     """``z`` with every entry whose magnitude exceeds ``threshold`` redrawn from N(0, 1) (on the generator's
     device, the CPU for the CLI) until all are within it; entries already within it are kept as they are."""
     z = z.clone()
