@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from parti_exp.data.base import UInt8ImageDataset
-from parti_exp.data.cached import SPLITS, CachedImageDataModule, DecodedSplit, SourceFiles
+from parti_exp.data.cached import SPLITS, CachedImageDataModule, DecodedSplit, SourceFiles, require_dataset_values
 from parti_exp.data.captions.sources import CaptionSource, ImageCaptions
 from parti_exp.data.decode import decode_image_files, default_decode_workers, pil_mode, resize_center_crop
 from parti_exp.errors import BadDataError, MissingInputError
@@ -91,6 +91,7 @@ class CaptionedDataModule(CachedImageDataModule):
         root: str | Path,
         img_size: int,
         channels: int,
+        num_classes: int,
         batch_size: int,
         num_workers: int,
         hflip: bool,
@@ -99,6 +100,7 @@ class CaptionedDataModule(CachedImageDataModule):
         skip_bad: bool,
     ) -> None:
         # One "class": the labels are caption ids, not classes (a conditional GAN has nothing to condition on).
+        require_dataset_values("captioned images", num_classes=(num_classes, 1))
         super().__init__(root, img_size, channels, 1, batch_size, num_workers, hflip, cache_dir)
         self.decode_workers = default_decode_workers() if decode_workers is None else decode_workers
         self.skip_bad = skip_bad

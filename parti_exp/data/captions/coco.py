@@ -15,7 +15,6 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from parti_exp.data.cached import require_dataset_values
 from parti_exp.data.captions.base import BadInput, BadInputLog, CaptionedDataModule, CaptionedImage, checked_captions
 from parti_exp.errors import BadDataError, MissingInputError
 from parti_exp.runtime.validation import require
@@ -46,8 +45,9 @@ class COCODataModule(CaptionedDataModule):
         cache_dir: str | Path | None = None,
         skip_bad: bool = False,
     ) -> None:
-        require_dataset_values("captioned images", num_classes=(num_classes, 1))
-        super().__init__(root, img_size, channels, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad)
+        super().__init__(
+            root, img_size, channels, num_classes, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad
+        )
         require(year is None or year in YEARS, "data.year",
                 f"must be one of {YEARS} or null (whichever is there), got {year!r}")
         self.path = Path(path).expanduser()

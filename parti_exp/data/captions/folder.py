@@ -19,7 +19,6 @@ from pathlib import Path
 
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
-from parti_exp.data.cached import require_dataset_values
 from parti_exp.data.captions.base import (
     BadInput,
     BadInputLog,
@@ -109,8 +108,9 @@ class CaptionsDataModule(CaptionedDataModule):
         cache_dir: str | Path | None = None,
         skip_bad: bool = False,
     ) -> None:
-        require_dataset_values("captioned images", num_classes=(num_classes, 1))
-        super().__init__(root, img_size, channels, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad)
+        super().__init__(
+            root, img_size, channels, num_classes, batch_size, num_workers, hflip, cache_dir, decode_workers, skip_bad
+        )
         require(0.0 < val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {val_fraction}")
         self.path = Path(path).expanduser()
         self.val_fraction = val_fraction
