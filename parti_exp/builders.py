@@ -3,9 +3,10 @@ nothing else, so tests build exactly what the command line builds."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Callable
 
 import torch
+from hydra._internal.utils import _locate
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -14,19 +15,14 @@ from parti_exp.callbacks.config_in_checkpoint import ConfigInCheckpoint
 from parti_exp.callbacks.cpu_threads import CpuThreads
 from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
-from parti_exp.instantiate import instantiate
-from parti_exp.loggers import wandb_logger_kwargs
-from parti_exp.wandb_preflight import start_run, wandb_offline
+from parti_exp.models.protocols import CompilesNets
+from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.loggers import wandb_logger_kwargs
+from parti_exp.runtime.wandb_preflight import start_run, wandb_offline
 
 
 def build_datamodule(cfg: DictConfig) -> LightningDataModule:
     return instantiate(cfg.data)
-
-
-@runtime_checkable
-class CompilesNets(Protocol):
-    def compile_nets(self) -> None:
-        """torch.compile the module's nets in place."""
 
 
 def build_module(cfg: DictConfig) -> LightningModule:
@@ -65,16 +61,24 @@ def build_wandb_logger(logger_cfg: DictConfig) -> WandbLogger:
     return logger
 
 
+# Loggers that need more than instantiate, by the Lightning class they are or derive from.
+LOGGER_BUILDERS: dict[type[Logger], Callable[[DictConfig], Logger]] = {WandbLogger: build_wandb_logger}
+
+
+def build_logger(logger_cfg: DictConfig) -> Logger:
+    try:
+        # The resolver instantiate itself uses, so the class is the one that would be built.
+        logger_class = _locate(logger_cfg._target_)
+    except (ImportError, ValueError):
+        logger_class = None  # instantiate below says what is wrong with the _target_
+    for base, build in LOGGER_BUILDERS.items():
+        if isinstance(logger_class, type) and issubclass(logger_class, base):
+            return build(logger_cfg)
+    return instantiate(logger_cfg)
+
+
 def build_loggers(cfg: DictConfig) -> list[Logger]:
-    loggers = []
-    for logger_cfg in (cfg.get("logger") or {}).values():
-        if logger_cfg is None:
-            continue
-        if logger_cfg._target_.endswith("WandbLogger"):
-            loggers.append(build_wandb_logger(logger_cfg))
-        else:
-            loggers.append(instantiate(logger_cfg))
-    return loggers
+    return [build_logger(c) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:

@@ -2,8 +2,8 @@
 text-guided inpainting and outpainting with a text-to-image checkpoint (model=parti).
 
 Each image is encoded by the checkpoint's image tokenizer; the codes of the masked token cells are sampled again
-for the prompt, the others kept (``parti_exp.parti.editing``). Writes ``<out_dir>/edits/<image name>/000.png ...``
-and ``sheet.png`` beside them. ``mask`` and ``pad``: ``parti_exp.parti.edit_mask``."""
+for the prompt, the others kept (``parti_exp.inference.editing``). Writes ``<out_dir>/edits/<image name>/000.png ...``
+and ``sheet.png`` beside them. ``mask`` and ``pad``: ``parti_exp.inference.edit_mask``."""
 
 from __future__ import annotations
 
@@ -16,28 +16,28 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
-from parti_exp.console import quiet_library_noise
 from parti_exp.errors import ConfigError
-from parti_exp.images import save_each
-from parti_exp.job_log import job_log
-from parti_exp.parti.edit_inputs import input_images, output_folders, read_image, to_model_input
-from parti_exp.parti.edit_mask import cells_touched, pad_image, parse_pad, requested_mask
-from parti_exp.parti.edit_sheet import save_edit_sheet
-from parti_exp.parti.editing import RERANK_RULES, edit_image
-from parti_exp.parti.sampling import SamplingConfig
-from parti_exp.parti.text_to_image import TextToImageModule
-from parti_exp.sample import reranking_scorer
-from parti_exp.trust import trusting_checkpoints
+from parti_exp.inference.edit_inputs import input_images, output_folders, read_image, to_model_input
+from parti_exp.inference.edit_mask import cells_touched, pad_image, parse_pad, requested_mask
+from parti_exp.inference.edit_sheet import save_edit_sheet
+from parti_exp.inference.editing import RERANK_RULES, edit_image
+from parti_exp.inference.prompts import reranking_scorer
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.console import quiet_library_noise
+from parti_exp.runtime.images import save_each
+from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.trust import trusting_checkpoints
+from parti_exp.runtime.validation import require
 
 
 def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     """Write ``cfg.n`` edits of each image of ``cfg.image`` and a sheet per image under ``out_dir/edits``; return
     the edits' paths."""
-    if cfg.n < 1 or cfg.n_candidates < 1:
-        raise ConfigError(f"n and n_candidates must be >= 1, got n={cfg.n}, n_candidates={cfg.n_candidates}")
-    if cfg.rerank not in RERANK_RULES:
-        raise ConfigError(f"rerank={cfg.rerank} is not one of {', '.join(RERANK_RULES)}")
+    require(cfg.n >= 1 and cfg.n_candidates >= 1, "n and n_candidates",
+            f"must be >= 1, got n={cfg.n}, n_candidates={cfg.n_candidates}")
+    require(cfg.rerank in RERANK_RULES, f"rerank={cfg.rerank}", f"is not one of {', '.join(RERANK_RULES)}")
     if not str(cfg.prompt).strip():
         raise ConfigError('prompt is empty: say what the regenerated area should show, prompt="a handwritten eight"')
     pad = parse_pad(cfg.pad)
@@ -47,14 +47,14 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     if not isinstance(module, TextToImageModule):
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} is a {type(module).__name__} checkpoint "
                           f"({train_cfg.model._target_}): editing needs a text-to-image checkpoint, the "
-                          "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")  # fmt: skip
+                          "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")
     module = module.to(resolve_device(cfg.device))
     size, channels = int(train_cfg.data.img_size), int(train_cfg.data.channels)
     sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
     reranks_by_scorer = cfg.n_candidates > 1 and cfg.rerank != "agreement"
     if cfg.get("scorer_ckpt") and not reranks_by_scorer:
         raise ConfigError(f"scorer_ckpt is for reranking by the scorer: set n_candidates > 1 and rerank=both or "
-                          f"scorer (got n_candidates={cfg.n_candidates}, rerank={cfg.rerank})")  # fmt: skip
+                          f"scorer (got n_candidates={cfg.n_candidates}, rerank={cfg.rerank})")
     scorer = reranking_scorer(module, train_cfg, cfg) if reranks_by_scorer else None
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
 
@@ -66,7 +66,7 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
         mask = cells_touched(requested, (size, size)) | cells_touched(padded, (size, size))
         image = to_model_input(canvas, size, f"image {path}")
         edits = edit_image(module, image, mask, cfg.prompt, cfg.n, cfg.n_candidates, scorer, cfg.rerank, sampling,
-                           generator)  # fmt: skip
+                           generator)
         written += save_each(edits.images, out_dir / "edits" / folder, digits=3)
         save_edit_sheet(cfg.prompt, image, mask, edits.images, out_dir / "edits" / folder / "sheet.png")
     return written

@@ -16,17 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
-from parti_exp.console import quiet_library_noise
 from parti_exp.errors import ConfigError
-from parti_exp.instantiate import instantiate
-from parti_exp.job_log import job_log
-from parti_exp.metrics.bits_per_dim import BoundsLikelihood, held_out_bits_per_dim
-from parti_exp.metrics.callback import ImageQualityMetrics
+from parti_exp.inference.samplers import sampler_for
+from parti_exp.metrics.bits_per_dim import held_out_bits_per_dim
 from parti_exp.metrics.folder_images import folder_batches, image_files
-from parti_exp.metrics.generated_images import MakesImagesForMetrics
-from parti_exp.parti.text_to_image import TextToImageModule
-from parti_exp.trust import trusting_checkpoints
+from parti_exp.metrics.image_quality import ImageQualityMetrics
+from parti_exp.models.protocols import BoundsLikelihood, MakesImagesForMetrics
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.console import quiet_library_noise
+from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.trust import trusting_checkpoints
 
 
 def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -56,7 +56,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
     if not isinstance(module, MakesImagesForMetrics):
         raise ConfigError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint, which generates no images to "
-                          "measure (model=vqgan reconstructs them)")  # fmt: skip
+                          "measure (model=vqgan reconstructs them)")
     metrics_cfg = stored_or_composed("metrics", cfg, train_cfg, overrides)
     if not metrics_cfg.get("_target_"):
         raise ConfigError(
@@ -65,9 +65,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
         )
     callback: ImageQualityMetrics = instantiate(metrics_cfg, _convert_="all")
     datamodule = instantiate(stored_or_composed("data", cfg, train_cfg, overrides))
-    if isinstance(module, TextToImageModule):
-        # Its samples are prompted with the captions of the real images they are compared with.
-        module.use_captions(datamodule.caption_source())
+    sampler_for(module, cfg.ckpt_path).prepare_for_metrics(module, datamodule)
     strategy = SingleDeviceStrategy(device=resolve_device(cfg.device))
     module = module.to(strategy.root_device)
     callback.prepare(datamodule, strategy)

@@ -13,15 +13,15 @@ from omegaconf import DictConfig
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_callbacks, build_datamodule, build_loggers, build_module, build_trainer
 from parti_exp.callbacks.preemption import Preempted
-from parti_exp.checkpoints import check_resumable, resolve_ckpt_path
-from parti_exp.config_checks import check_train_config
-from parti_exp.console import quiet_library_noise
-from parti_exp.hydra_ddp import hydra_job_for_ddp
-from parti_exp.job_log import job_log
-from parti_exp.loggers import close_loggers, log_config
-from parti_exp.missing_inputs import MissingInputs
-from parti_exp.trust import checkpoints_trusted, trusting_checkpoints
-from parti_exp.writable_dirs import check_writable_dirs
+from parti_exp.runtime.checkpoints import check_resumable, resolve_ckpt_path
+from parti_exp.runtime.config_checks import check_train_config
+from parti_exp.runtime.console import quiet_library_noise
+from parti_exp.runtime.hydra_ddp import hydra_job_for_ddp
+from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.loggers import close_loggers, log_config
+from parti_exp.runtime.missing_inputs import MissingInputs
+from parti_exp.runtime.trust import checkpoints_trusted, trusting_checkpoints
+from parti_exp.runtime.writable_dirs import check_writable_dirs
 
 log = logging.getLogger(__name__)
 

@@ -66,15 +66,18 @@ def read_samples(folder: Path) -> torch.Tensor:
 def default_run(overrides: list[str], n: int, workdir: Path, env: dict[str, str] | None = None) -> RunResult:
     """Train cold in ``workdir`` (its own data cache and run folder), then sample ``n`` images and judge them."""
     run_dir, cache = workdir / "run", workdir / "data"
-    command = [sys.executable, "-m", "parti_exp.train", f"paths.data_dir={cache}", f"hydra.run.dir={run_dir}",
-               *overrides]  # fmt: skip
+    command = [
+        sys.executable, "-m", "parti_exp.train", f"paths.data_dir={cache}", f"hydra.run.dir={run_dir}", *overrides
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     samples = workdir / "samples"
     subprocess.run(
-        [sys.executable, "-m", "parti_exp.sample", f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"n={n}",
-         f"out_dir={samples}", f"hydra.run.dir={workdir / 'sample_run'}"],  # fmt: skip
+        [
+            sys.executable, "-m", "parti_exp.sample", f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"n={n}",
+            f"out_dir={samples}", f"hydra.run.dir={workdir / 'sample_run'}",
+        ],
         check=True, env=env, stdout=subprocess.DEVNULL,
     )
     return RunResult(seconds, judge_digits(read_samples(samples)), last_metrics(run_dir))

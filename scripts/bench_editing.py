@@ -8,7 +8,7 @@ outside judges of tests/judges.py, fitted on the *training split* of ``load_digi
 val digits), read each edit box-filtered back to 8 x 8: an edit counts as the prompted digit only when both judges
 read it as that digit with confidence (a blend of a 3 and an 8 is no 8). Reports, unguided
 (guidance scale 1) and guided (``--guidance``), without reranking and with it (the best of ``--candidates`` by the
-rule of ``parti_exp.parti.editing``, with the model's own digit classifier as the scorer; ``both``: scorer and
+rule of ``parti_exp.inference.editing``, with the model's own digit classifier as the scorer; ``both``: scorer and
 agreement with the kept half, ``scorer``: the classifier alone):
 
 - the rate at which both judges confidently read the prompted digit (and the source digit), and the rate of each
@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
-from parti_exp.instantiate import instantiate
+from parti_exp.inference.edit_mask import requested_mask
+from parti_exp.inference.editing import edit_image, kept_error
+from parti_exp.inference.rerank import ClassifierScorer
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
-from parti_exp.parti.edit_mask import requested_mask
-from parti_exp.parti.editing import edit_image, kept_error
-from parti_exp.parti.rerank import ClassifierScorer
-from parti_exp.parti.sampling import SamplingConfig
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.instantiate import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from judges import data_module_train_split, judges, to_digit_grid  # noqa: E402
@@ -89,22 +89,22 @@ def main() -> None:
     print(f"checkpoint {args.ckpt}: {size} px, token grid {tuple(module.image_tokenizer.token_grid)}")
     accuracy = np.mean(reads(fit, val_images)["both"] == val_labels)
     print(f"judges fitted on the 8x8 load_digits train split: both confidently right on {accuracy:.3f} of the {size} "
-          "px val images box-filtered to 8x8")  # fmt: skip
+          "px val images box-filtered to 8x8")
     recon = module.decode_codes(module.image_codes(val_images))
     print(f"  on the tokenizer's reconstructions: {np.mean(reads(fit, recon)['both'] == val_labels):.3f}")
 
     mask = requested_mask(args.mask, size, size)
     recon_mse = kept_error(module.decode_codes(module.image_codes(sources)), sources, mask)
     print(f"{len(sources)} val images of {args.source}, {args.mask} half masked, prompt {args.prompt!r}, {args.n} "
-          f"edits each; tokenizer reconstruction PSNR of the kept half: {psnr_db(recon_mse):.2f} dB")  # fmt: skip
+          f"edits each; tokenizer reconstruction PSNR of the kept half: {psnr_db(recon_mse):.2f} dB")
 
     scorer = ClassifierScorer(
         load_or_train_classifier(data.train_set, data.val_set, data.num_classes, args.classifier_cache_dir,
                                  module.device).net,
         data.caption_source().captioner,
-    )  # fmt: skip
+    )
     print(f"{'guidance':>8} {'rerank':>20} {'reads ' + str(args.target):>8} {'svm':>6} {'knn':>6} "
-          f"{'reads ' + str(args.source):>8} {'kept PSNR':>10} {'decoded kept PSNR':>18} {'- recon':>8}")  # fmt: skip
+          f"{'reads ' + str(args.source):>8} {'kept PSNR':>10} {'decoded kept PSNR':>18} {'- recon':>8}")
     for guidance in (1.0, args.guidance):
         sampling = SamplingConfig(**{**vars(module.sampling), "guidance_scale": guidance})
         for candidates, rule in ((1, "both"), (args.candidates, "both"), (args.candidates, "scorer")):
@@ -112,7 +112,7 @@ def main() -> None:
             edits, decoded_mse, written_mse = [], [], []
             for image in sources:
                 result = edit_image(module, image[None], mask, args.prompt, args.n, candidates, scorer, rule,
-                                    sampling, generator)  # fmt: skip
+                                    sampling, generator)
                 edits.append(result.images)
                 decoded_mse.append(result.kept_error)
                 written_mse.append(kept_error(result.images, image[None], mask))
@@ -122,7 +122,7 @@ def main() -> None:
             print(f"{guidance:>8.1f} {rerank:>20} {np.mean(read['both'] == args.target):>8.3f} "
                   f"{np.mean(read['svm'] == args.target):>6.3f} {np.mean(read['knn'] == args.target):>6.3f} "
                   f"{np.mean(read['both'] == args.source):>8.3f} {kept:>10.2f} {decoded:>18.2f} "
-                  f"{decoded - psnr_db(recon_mse):>+8.2f}")  # fmt: skip
+                  f"{decoded - psnr_db(recon_mse):>+8.2f}")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ from torch.utils.data import Dataset
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_datamodule, build_module
-from parti_exp.metrics.callback import ClassifierMetrics, InceptionMetrics
 from parti_exp.metrics.generated_images import generated_batches
+from parti_exp.metrics.image_quality import ClassifierMetrics, InceptionMetrics
 from parti_exp.metrics.inception import random_weights_file
 from parti_exp.metrics.prdc import PrecisionRecallDensityCoverage
 

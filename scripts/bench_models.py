@@ -19,7 +19,7 @@ from step_timing import compose_train, describe_machine, framework_step_time
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import build_module
-from parti_exp.gan import AdversarialModule
+from parti_exp.models.gan.module import AdversarialModule
 
 # The models of the adversarial loop: `_gan` is their shared base, parti needs a trained tokenizer.
 ADVERSARIAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in ("_gan", "parti"))

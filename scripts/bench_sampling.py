@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from parti_exp.parti.sampling import SamplingConfig, sample_image_tokens
-from parti_exp.parti.transformer import TextToImageTransformer
+from parti_exp.models.text_to_image.sampling import SamplingConfig, sample_image_tokens
+from parti_exp.nets.transformer import TextToImageTransformer
 
 
 def best_time(sample: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:

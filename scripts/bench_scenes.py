@@ -27,14 +27,14 @@ import numpy as np
 import torch
 
 from parti_exp.callbacks.scene_accuracy import score_scenes
-from parti_exp.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.data.base import to_signed_unit
-from parti_exp.data.scene_spec import CATEGORIES, ScenePrompt
-from parti_exp.instantiate import instantiate
+from parti_exp.data.captions.scene_spec import CATEGORIES, ScenePrompt
+from parti_exp.inference.rerank import ContrastiveScorer, sample_reranked
 from parti_exp.metrics.digit_reader import UNREADABLE
 from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
-from parti_exp.parti.contrastive import load_contrastive
-from parti_exp.parti.rerank import ContrastiveScorer, sample_reranked
+from parti_exp.models.text_to_image.contrastive import load_contrastive
+from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.instantiate import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from judges import data_module_train_split, judges, to_digit_grid  # noqa: E402
@@ -64,7 +64,7 @@ def row(name: str, results: dict[str, float]) -> str:
     seen = " ".join(f"{results.get(f'scene_accuracy_{c}', float('nan')):5.2f}" for c in CATEGORIES)
     held = " ".join(f"{results.get(f'scene_accuracy_heldout_{c}', float('nan')):5.2f}" for c in CATEGORIES[1:])
     return (f"{name:>24}  seen {results['scene_accuracy']:5.3f} ({seen})  "
-            f"held out {results.get('scene_accuracy_heldout', float('nan')):5.3f} ({held})")  # fmt: skip
+            f"held out {results.get('scene_accuracy_heldout', float('nan')):5.3f} ({held})")
 
 
 def main() -> None:
@@ -89,7 +89,7 @@ def main() -> None:
     prompts = datamodule.evaluation_prompts(5, 2, args.seed)
 
     print(f"{len(prompts)} prompts x {args.per_prompt} samples; categories: {', '.join(CATEGORIES)} "
-          f"(held out: {', '.join(CATEGORIES[1:])})")  # fmt: skip
+          f"(held out: {', '.join(CATEGORIES[1:])})")
     # The ceiling: the reader on the real validation scenes, as if they were samples of their own content.
     scenes = datamodule.scenes["val"]
     real = to_signed_unit(torch.from_numpy(np.asarray(datamodule.load_split("val").images)))
@@ -106,7 +106,7 @@ def main() -> None:
             read, repeated = {kind: [] for kind in readers}, []
             for prompt in prompts:
                 images, _ = sample_reranked(module, prompt.text, args.per_prompt, candidates, scorer, sampling,
-                                            generator)  # fmt: skip
+                                            generator)
                 for kind, each in readers.items():
                     read[kind].append(each.read(images))
                 repeated += [prompt] * args.per_prompt

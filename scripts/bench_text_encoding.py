@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         cfg = compose_train(Path(workdir), "experiment=parti_digits", f"model.tokenizer_ckpt={args.tokenizer_ckpt}",
-                            fast=False)  # fmt: skip
+                            fast=False)
         datamodule, module = build_datamodule(cfg), build_module(cfg)
         module.use_captions(datamodule.caption_source())
         images, labels = next(iter(datamodule.train_dataloader()))

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from hydra_compose import compose_train
+from threadpoolctl import threadpool_limits
 
 from parti_exp.data import DigitScenesDataModule
 from parti_exp.metrics.scene_reader import load_scene_reader
@@ -12,6 +13,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that train for tens of seconds go first: a two-minute test handed out last keeps the suite waiting
     on one worker while the others are done (with `make test`'s `--dist worksteal` the idle ones take what is left)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+
+
+@pytest.fixture
+def one_thread():
+    """One thread for torch and numpy's BLAS pools, for the tests of tiny models and of the metrics (autouse in
+    tests/metrics and tests/models/text_to_image, asked for by name elsewhere): on a CPU shared with other jobs, extra
+    threads spin against each other (a 2048 x 2048 eigendecomposition for FID took 84 s with two, 4.6 s with one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):  # numpy's OpenBLAS, used by torch-fidelity
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

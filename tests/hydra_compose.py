@@ -30,6 +30,16 @@ FAST = [
     "metrics=none",
 ]
 
+# A tiny image tokenizer (model=vqgan at 16 px): stage 1 for the text-to-image tests.
+TINY_VQGAN = [
+    "model=vqgan",
+    "data.img_size=16",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "model.generator.codebook_size=32",
+    "trainer.limit_val_batches=1",
+]
+
 
 def compose_train(tmp_path: Path, *overrides: str, fast: bool = True) -> DictConfig:
     """The composed ``conf/train.yaml`` with outputs under ``tmp_path`` (no Hydra runtime needed)."""
@@ -70,7 +80,7 @@ def run_entry_point(
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or subprocess_env(),
-    )  # fmt: skip
+    )
     assert not check or result.returncode == 0, result.stderr[-4000:]
     return result
 

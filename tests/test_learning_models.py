@@ -27,8 +27,9 @@ BOUNDS = {}
 @pytest.mark.slow
 @pytest.mark.parametrize("model", RUNS)
 def test_short_run_learns_digits_the_stricter_judge_reads(cfg_factory, model):
-    cfg = cfg_factory(f"model={model}", "trainer.accelerator=cpu", "metrics=none", "~callbacks", "~logger",
-                      *RUNS[model], fast=False)  # fmt: skip
+    cfg = cfg_factory(
+        f"model={model}", "trainer.accelerator=cpu", "metrics=none", "~callbacks", "~logger", *RUNS[model], fast=False
+    )
     before = {}
     module = train(cfg, [BeforeFit(lambda untrained: before.update(verdict=verdict(untrained)))]).module
     after = verdict(module)

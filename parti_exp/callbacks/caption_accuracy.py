@@ -2,7 +2,8 @@
 
 The reader (``DigitReader`` over the digit classifier of ``metrics=classifier``, trained on the real train split and
 checked on the val split) never sees generated images while it is trained, so it judges the text-to-image model from
-the outside; a blend of two digits or a smudge is read as no digit, so it counts as a miss. Measured with the model's guidance scale and without guidance (scale 1), to show what guidance buys.
+the outside; a blend of two digits or a smudge is read as no digit, so it counts as a miss. Measured with the
+model's guidance scale and without guidance (scale 1), to show what guidance buys.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ import dataclasses
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
 
-from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
-from parti_exp.data.caption_source import LabelCaptions
-from parti_exp.data.label_captions import Captioner
+from parti_exp.data.captions.labels import Captioner, LabelCaptions
+from parti_exp.errors import ConfigError
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.digit_reader import DigitReader
-from parti_exp.parti.sampling import SamplingConfig
-from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.validation import require
 
 
 @torch.no_grad()
@@ -47,11 +48,11 @@ def caption_accuracy(
 
 
 class CaptionAccuracy(Callback):
-    """Logs ``val/caption_acc`` (the model's guidance scale) and ``val/caption_acc_unguided`` every N epochs."""
+    """Logs ``val/caption_acc`` (the model's guidance scale) and ``val/caption_acc_unguided`` every N epochs, on
+    labelled data whose captions name one class (the ``conf/model_data/parti_<data>.yaml`` of such data adds it)."""
 
     def __init__(self, cache_dir: str, per_class: int = 50, every_n_epochs: int = 5, seed: int = 0) -> None:
-        if per_class < 1:
-            raise ValueError(f"caption_accuracy.per_class must be >= 1, got {per_class}")
+        require(per_class >= 1, "caption_accuracy.per_class", f"must be >= 1, got {per_class}")
         check_every_n_epochs("caption_accuracy", every_n_epochs)
         self.cache_dir = cache_dir
         self.per_class = per_class
@@ -66,8 +67,8 @@ class CaptionAccuracy(Callback):
         source = datamodule.caption_source()
         if not isinstance(source, LabelCaptions) or not source.captioner.single_label:
             # Free-text (or multi-attribute) captions name no one class a classifier could read back.
-            rank_zero_info(f"caption accuracy is off: {datamodule.name}'s captions do not name one class per image")
-            return
+            raise ConfigError(f"callbacks.caption_accuracy reads each sample's class back, and {datamodule.name}'s "
+                              "captions do not name one class per image: set callbacks.caption_accuracy=null")
         self.captioner = source.captioner
         classifier = load_or_train_classifier(
             datamodule.train_set,
@@ -80,7 +81,7 @@ class CaptionAccuracy(Callback):
         self.reader = DigitReader.fitted(classifier, datamodule.train_set)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.reader is None or not due_this_epoch(trainer, self.every_n_epochs):
+        if not due_this_epoch(trainer, self.every_n_epochs):
             return
         self.reader.to(pl_module.device)
         guided = pl_module.sampling

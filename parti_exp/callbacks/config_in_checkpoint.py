@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from parti_exp.checkpoints import CONFIG_KEY
+from parti_exp.runtime.checkpoints import CONFIG_KEY
 
 
 class ConfigInCheckpoint(Callback):

@@ -29,7 +29,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
 
-from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import require
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ class CpuThreads(Callback):
     DDP's launcher set)."""
 
     def __init__(self, threads: int | str = "auto") -> None:
-        if not (threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
-            raise ConfigError(f"trainer.cpu_threads must be `auto` or a positive integer, got {threads!r}")
+        positive = isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1
+        require(threads == "auto" or positive, "trainer.cpu_threads",
+                f"must be `auto` or a positive integer, got {threads!r}")
         self.threads = threads
         self._active = False
         self._restore = 0
@@ -94,7 +95,7 @@ class CpuThreads(Callback):
             busy = busy_cores()
             self._used = idle_thread_count(self._restore, busy)
             log.info("CPU threads: %d (%d cores, %.1f of them busy with other work)", self._used,
-                     os.cpu_count() or 1, busy)  # fmt: skip
+                     os.cpu_count() or 1, busy)
         torch.set_num_threads(self._used)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -12,9 +12,9 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
-from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
-from parti_exp.images import grid_uint8, save_grid
-from parti_exp.loggers import log_image
+from parti_exp.runtime.images import grid_uint8, save_grid
+from parti_exp.runtime.loggers import log_image
+from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 
 
 class EpochGrid(Callback):

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Mapping
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
-from parti_exp.callbacks.gan_checkpoint import generator_steps
-from parti_exp.callbacks.schedule import logged_this_step
+from parti_exp.runtime.schedule import logged_this_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -71,7 +70,7 @@ class LossCurves(Callback):
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
 
     def _record(self, trainer: Trainer, pl_module: LightningModule, prefix: str) -> None:
-        step = generator_steps(trainer, pl_module)  # a module with one optimizer: its optimizer steps
+        step = pl_module.progress_step  # G steps; a module with one optimizer: its optimizer steps
         for key, value in trainer.callback_metrics.items():
             if key.startswith(prefix) and key != X_AXIS and value.numel() == 1:
                 self.history[key].append((step, float(value)))

@@ -29,10 +29,10 @@ class SummaryWithoutUncountedFlops(ModelSummary):
     ) -> None:
         if total_flops:
             ModelSummary.summarize(summary_data, total_parameters, trainable_parameters, model_size,
-                                   total_training_modes, total_flops, **summarize_kwargs)  # fmt: skip
+                                   total_training_modes, total_flops, **summarize_kwargs)
             return
         columns = [column for column in summary_data if column[0] != "FLOPs"]
         table = _format_summary_table(total_parameters, trainable_parameters, model_size, total_training_modes, 0,
-                                      *columns)  # fmt: skip
+                                      *columns)
         lines = [line for line in table.splitlines() if not line.rstrip().endswith("Total Flops")]
         log.info("\n" + "\n".join(lines))

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from parti_exp.callbacks.gan_checkpoint import GANCheckpoint, generator_steps
-from parti_exp.errors import ConfigError
+from parti_exp.callbacks.step_checkpoint import StepCheckpoint
+from parti_exp.runtime.validation import require
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class Preemption(Callback):
         self, signals: Sequence[str] = ("SIGTERM", "SIGUSR1", "SIGUSR2"), requeue_on_slurm: bool = True
     ) -> None:
         unknown = [name for name in signals if not hasattr(signal, name)]
-        if unknown:
-            raise ConfigError(f"preemption.signals: unknown signal names {unknown} (use names such as SIGTERM)")
+        require(not unknown, "preemption.signals:", f"unknown signal names {unknown} (use names such as SIGTERM)")
         self.signals = tuple(signals)
         self.requeue_on_slurm = requeue_on_slurm
         self.received: str | None = None
@@ -81,12 +80,12 @@ class Preemption(Callback):
             return
         path = self._save(trainer)
         requeued = trainer.is_global_zero and self._requeue()
-        raise Preempted(self.received or "a signal on another rank", path, generator_steps(trainer, pl_module),
-                        requeued)  # fmt: skip
+        raise Preempted(self.received or "a signal on another rank", path, pl_module.progress_step,
+                        requeued)
 
     def _save(self, trainer: Trainer) -> str:
         for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, GANCheckpoint) and callback.save_last:
+            if isinstance(callback, StepCheckpoint) and callback.save_last:
                 return callback.save_last_now(trainer)
         path = os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
         trainer.save_checkpoint(path)

@@ -7,14 +7,15 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
+from parti_exp.runtime.validation import require
 
 
 class PromptGrid(EpochGrid):
     def __init__(
         self, dirpath: str, per_prompt: int = 8, num_prompts: int = 10, every_n_epochs: int = 1, seed: int = 0
     ) -> None:
-        if per_prompt < 1 or num_prompts < 1:
-            raise ValueError(f"prompt_grid needs per_prompt >= 1 and num_prompts >= 1, got {per_prompt}, {num_prompts}")
+        require(per_prompt >= 1 and num_prompts >= 1, "prompt_grid",
+                f"needs per_prompt >= 1 and num_prompts >= 1, got {per_prompt}, {num_prompts}")
         super().__init__(dirpath, every_n_epochs, nrow=per_prompt)
         self.per_prompt = per_prompt
         self.num_prompts = num_prompts

@@ -30,7 +30,7 @@ def collect_rng_states() -> dict:
 def numpy_state_to_plain(state: tuple) -> dict:
     kind, keys, position, has_gauss, cached_gaussian = state
     return {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}  # fmt: skip
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
 
 
 def numpy_state_from_plain(state: dict) -> tuple:

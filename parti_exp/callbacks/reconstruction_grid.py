@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
 from parti_exp.data.base import to_signed_unit
+from parti_exp.runtime.validation import require
 
 ROW = 8
 
@@ -18,8 +19,7 @@ class ReconstructionGrid(EpochGrid):
     log_key = "reconstructions"
 
     def __init__(self, dirpath: str, num_images: int = 32, every_n_epochs: int = 1) -> None:
-        if num_images < 1:
-            raise ValueError(f"reconstruction_grid needs num_images >= 1, got {num_images}")
+        require(num_images >= 1, "reconstruction_grid", f"needs num_images >= 1, got {num_images}")
         super().__init__(dirpath, every_n_epochs, nrow=ROW)
         self.num_images = num_images
 

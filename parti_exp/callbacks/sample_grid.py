@@ -1,7 +1,7 @@
 """A grid of samples from one fixed noise batch, saved every N epochs (GANs and the VAE).
 
 Fixed latents make epochs comparable: the same cell of the grid shows how one z evolves. With ``truncation=ψ``
-a second grid of the same latents truncated (``parti_exp.truncation``) is written next to it as
+a second grid of the same latents truncated (``parti_exp.models.gan.truncation``) is written next to it as
 ``epoch_NNNN_truncated.png``; its redraws come from ``seed`` too, so it is comparable across epochs as well.
 """
 
@@ -11,12 +11,11 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
-from parti_exp.callbacks.schedule import due_this_epoch
 from parti_exp.data.base import ImageDataModule
-from parti_exp.errors import ConfigError
-from parti_exp.gan import GANModule
-from parti_exp.latent_models import LatentImageModel
-from parti_exp.truncation import check_truncation
+from parti_exp.models.gan.truncation import check_truncation
+from parti_exp.models.protocols import LatentImageModel, TruncatesLatents
+from parti_exp.runtime.schedule import due_this_epoch
+from parti_exp.runtime.validation import require
 
 
 class SampleGrid(EpochGrid):
@@ -28,8 +27,7 @@ class SampleGrid(EpochGrid):
         seed: int = 0,
         truncation: float | None = None,
     ) -> None:
-        if num_samples < 1:
-            raise ValueError(f"sample_grid needs num_samples >= 1, got {num_samples}")
+        require(num_samples >= 1, "sample_grid", f"needs num_samples >= 1, got {num_samples}")
         super().__init__(dirpath, every_n_epochs)
         key = "callbacks.sample_grid.truncation"
         self.truncation = None if truncation is None else check_truncation(truncation, key)
@@ -41,10 +39,10 @@ class SampleGrid(EpochGrid):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if not isinstance(pl_module, LatentImageModel):
             raise TypeError(f"sample_grid draws samples from fixed latents (GANs, VAEs); {type(pl_module).__name__} "
-                            "has no latents: set callbacks.sample_grid=null")  # fmt: skip
-        if self.truncation is not None and not isinstance(pl_module, GANModule):
-            raise ConfigError(f"callbacks.sample_grid.truncation is the GANs' truncation trick; "
-                              f"{type(pl_module).__name__} draws from its prior as it is: set it to null")  # fmt: skip
+                            "has no latents: set callbacks.sample_grid=null")
+        truncates = self.truncation is None or isinstance(pl_module, TruncatesLatents)
+        require(truncates, "callbacks.sample_grid.truncation", f"is the GANs' truncation trick; "
+                f"{type(pl_module).__name__} draws from its prior as it is: set it to null")
         if self.latents is None:
             # Drawn from a private generator so the global RNG stream, and thus training, is unaffected.
             rng = torch.Generator().manual_seed(self.seed)

@@ -3,8 +3,8 @@
 The evaluation prompts (``DigitScenesDataModule.evaluation_prompts``) cover every category, both content seen in
 training and content held out of it. Each sample is read by ``SceneReader`` (empty cells by ink, digits by the
 held-out digit reader, which declines blends and smudges) and counts as correct only when the digits, their number
-and their arrangement all match the prompt's ``SceneSpec``; nothing is parsed from the prompt's text. Measured with the model's guidance scale and
-without guidance (scale 1), like caption accuracy.
+and their arrangement all match the prompt's ``SceneSpec``; nothing is parsed from the prompt's text. Measured with
+the model's guidance scale and without guidance (scale 1), like caption accuracy.
 
 Logged keys: ``val/scene_accuracy`` (seen content, all categories) and ``val/scene_accuracy_heldout``, the same per
 category (``val/scene_accuracy_left_right``, ``val/scene_accuracy_heldout_count``, ...), each also with
@@ -17,14 +17,15 @@ import dataclasses
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
 
-from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
-from parti_exp.data.digit_scenes import DigitScenesDataModule
-from parti_exp.data.scene_spec import CATEGORIES, ScenePrompt
+from parti_exp.data.captions.digit_scenes import DigitScenesDataModule
+from parti_exp.data.captions.scene_spec import CATEGORIES, ScenePrompt
+from parti_exp.errors import ConfigError
 from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
-from parti_exp.parti.sampling import SamplingConfig
-from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.validation import require
 
 
 def _name(held_out: bool, category: str | None) -> str:
@@ -39,7 +40,7 @@ def score_scenes(prompts: list[ScenePrompt], read: torch.Tensor) -> dict[str, fl
     for held_out in (False, True):
         for category in (None, *CATEGORIES):
             hits = [hit for prompt, hit in zip(prompts, correct)
-                    if prompt.held_out == held_out and category in (None, prompt.spec.category)]  # fmt: skip
+                    if prompt.held_out == held_out and category in (None, prompt.spec.category)]
             if hits:
                 results[_name(held_out, category)] = sum(hits) / len(hits)
     return results
@@ -66,8 +67,8 @@ def scene_accuracy(
 
 
 class SceneAccuracy(Callback):
-    """Logs the scene accuracies (see the module's docstring) every N epochs on ``data=digit_scenes``; off for other
-    data."""
+    """Logs the scene accuracies (see the module's docstring) every N epochs on ``data=digit_scenes``
+    (``conf/model_data/parti_digit_scenes.yaml`` adds it)."""
 
     def __init__(
         self,
@@ -78,8 +79,7 @@ class SceneAccuracy(Callback):
         every_n_epochs: int = 5,
         seed: int = 0,
     ) -> None:
-        if per_prompt < 1:
-            raise ValueError(f"scene_accuracy.per_prompt must be >= 1, got {per_prompt}")
+        require(per_prompt >= 1, "scene_accuracy.per_prompt", f"must be >= 1, got {per_prompt}")
         check_every_n_epochs("scene_accuracy", every_n_epochs)
         self.cache_dir = cache_dir
         self.per_prompt = per_prompt
@@ -93,14 +93,13 @@ class SceneAccuracy(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
         if not isinstance(datamodule, DigitScenesDataModule):
-            # Part of every text-to-image run's callbacks, as caption accuracy is: it measures digit scenes only.
-            rank_zero_info(f"scene accuracy is off: it reads digit scenes (data=digit_scenes), not {datamodule.name}")
-            return
+            raise ConfigError(f"callbacks.scene_accuracy reads digit scenes (data=digit_scenes), not "
+                              f"{datamodule.name}: set callbacks.scene_accuracy=null")
         self.prompts = datamodule.evaluation_prompts(self.specs_per_category, self.phrasings, self.seed)
         self.reader = load_scene_reader(datamodule.digits, self.cache_dir, pl_module.device)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.reader is None or not due_this_epoch(trainer, self.every_n_epochs):
+        if not due_this_epoch(trainer, self.every_n_epochs):
             return
         self.reader.to(pl_module.device)
         guided = pl_module.sampling

@@ -22,12 +22,13 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
-from parti_exp.callbacks.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.data.base import to_signed_unit
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.text_image import clip_score, ids_by_caption, r_precision
-from parti_exp.parti.contrastive import ContrastiveModule, load_contrastive
-from parti_exp.parti.text_to_image import TextToImageModule
+from parti_exp.models.text_to_image.contrastive import ContrastiveModule, load_contrastive
+from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.validation import is_int_at_least, require
 
 KEY = "callbacks.text_image_metrics.scorer_ckpt"
 
@@ -43,10 +44,10 @@ class TextImageMetrics(Callback):
         seed: int = 0,
     ) -> None:
         # num_images >= 2: R-precision ranks a prompt against the captions of other images.
-        for name, value, least in (("num_images", num_images, 2), ("distractors", distractors, 1),
-                                   ("batch_size", batch_size, 1)):  # fmt: skip
-            if not isinstance(value, int) or value < least:
-                raise ConfigError(f"text_image_metrics.{name} must be an integer >= {least}, got {value!r}")
+        least = {"num_images": (num_images, 2), "distractors": (distractors, 1), "batch_size": (batch_size, 1)}
+        for name, (value, at_least) in least.items():
+            require(is_int_at_least(value, at_least), f"text_image_metrics.{name}",
+                    f"must be an integer >= {at_least}, got {value!r}")
         check_every_n_epochs("text_image_metrics", every_n_epochs)
         self.scorer_ckpt = scorer_ckpt
         self.num_images = num_images
@@ -64,11 +65,11 @@ class TextImageMetrics(Callback):
             return
         if self.scorer_ckpt is None:
             rank_zero_info(f"val/clip_score and val/r_precision are not measured: set {KEY}=<the checkpoints/last.ckpt "
-                           "of a `python -m parti_exp.train model=contrastive` run on this data>")  # fmt: skip
+                           "of a `python -m parti_exp.train model=contrastive` run on this data>")
             return
         if not isinstance(pl_module, TextToImageModule):
             raise TypeError(f"text_image_metrics measures text-to-image samples, and {type(pl_module).__name__} makes "
-                            "none: set callbacks.text_image_metrics=null")  # fmt: skip
+                            "none: set callbacks.text_image_metrics=null")
         datamodule = trainer.datamodule
         datamodule.setup("fit")
         self.scorer = load_contrastive(self.scorer_ckpt, KEY)
@@ -80,13 +81,13 @@ class TextImageMetrics(Callback):
         if len(set(self.prompts)) < 2:
             raise ConfigError(f"text_image_metrics: the first {count} validation images all have the caption "
                               f"{self.prompts[0]!r}, and R-precision ranks different captions: raise "
-                              "num_images")  # fmt: skip
+                              "num_images")
 
     def _measure(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> tuple[float, float]:
         # The same distractors for the samples and the real images: one seed.
         generator = torch.Generator().manual_seed(self.seed)
         precision = r_precision(image_embeddings, text_embeddings, ids_by_caption(self.prompts), self.distractors,
-                                generator)  # fmt: skip
+                                generator)
         return clip_score(image_embeddings, text_embeddings), precision
 
     @torch.no_grad()
@@ -108,4 +109,4 @@ class TextImageMetrics(Callback):
         for key, value in values.items():
             pl_module.log(key, value, sync_dist=False, rank_zero_only=True)
         rank_zero_info(f"epoch {trainer.current_epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-                       + f" ({len(self.prompts)} prompts, scorer {self.scorer_ckpt})")  # fmt: skip
+                       + f" ({len(self.prompts)} prompts, scorer {self.scorer_ckpt})")

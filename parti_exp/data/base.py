@@ -13,10 +13,11 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
-from parti_exp.data.caption_source import CaptionSource, LabelCaptions
+from parti_exp.data.captions.labels import LabelCaptions, captioner_for
+from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.data.epoch_sampler import EpochShardSampler
-from parti_exp.data.label_captions import captioner_for
 from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import is_int_at_least, require
 
 
 class UInt8ImageDataset(Dataset):
@@ -83,12 +84,9 @@ class ImageDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("img_size", img_size), ("channels", channels)):
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
-        if channels not in (1, 3):
-            raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {channels}")
-        if num_workers < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
+            require(is_int_at_least(value, 1), f"data.{name}", f"must be a positive integer, got {value!r}")
+        require(channels in (1, 3), "data.channels", f"must be 1 (grayscale) or 3 (RGB), got {channels}")
+        require(num_workers >= 0, "data.num_workers", f"must be >= 0, got {num_workers}")
         self.img_size = img_size
         self.channels = channels
         self.num_classes = num_classes

@@ -13,6 +13,7 @@ from torchvision.datasets.utils import check_integrity
 from parti_exp.data.cached import CachedImageDataModule, DecodedSplit, SourceFiles, require_dataset_values
 from parti_exp.data.decode import center_crop_resize, decode_image_files, default_decode_workers, pil_mode
 from parti_exp.errors import BadDataError, ConfigError, MissingInputError
+from parti_exp.runtime.validation import is_int_at_least, require
 
 PARTITION_FILE = "list_eval_partition.txt"
 ATTR_FILE = "list_attr_celeba.txt"
@@ -116,8 +117,8 @@ class CelebADataModule(CachedImageDataModule):
         else:
             require_dataset_values(f"CelebA with data.label_attr={label_attr}", num_classes=(num_classes, 2))
         super().__init__(root, img_size, channels, num_classes, batch_size, num_workers, hflip, cache_dir)
-        if not isinstance(crop, int) or crop <= 0:
-            raise ConfigError(f"data.crop must be a positive integer (the side of the center square), got {crop!r}")
+        require(is_int_at_least(crop, 1), "data.crop",
+                f"must be a positive integer (the side of the center square), got {crop!r}")
         self.crop = crop
         self.label_attr = label_attr
         self.decode_workers = default_decode_workers() if decode_workers is None else decode_workers

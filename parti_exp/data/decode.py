@@ -158,7 +158,7 @@ def decode_image_files(
     (re-raised with the worker's traceback) and clean shutdown.
     """
     loader = DataLoader(ImageFiles(paths, mode, prepare), batch_size=chunk_size, num_workers=num_workers,
-                        collate_fn=list)  # fmt: skip
+                        collate_fn=list)
     for items in loader:
         bad = [item for item in items if isinstance(item, Unreadable)]
         if bad and skipped is None:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset
-from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import require
 
 
 class DigitsDataModule(ImageDataModule):
@@ -30,16 +30,13 @@ class DigitsDataModule(ImageDataModule):
         split_seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        if channels != 1 or num_classes != 10:
-            raise ConfigError(
-                f"the digits are grayscale with 10 classes; got data.channels={channels}, "
-                f"data.num_classes={num_classes} (these keys describe the dataset, they do not change it)"
-            )
+        require(channels == 1 and num_classes == 10, "the digits",
+                f"are grayscale with 10 classes; got data.channels={channels}, data.num_classes={num_classes} (these "
+                "keys describe the dataset, they do not change it)")
         super().__init__(
             img_size=img_size, channels=1, num_classes=10, batch_size=batch_size, num_workers=num_workers
         )
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        require(0.0 < val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {val_fraction}")
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self._splits: dict[str, UInt8ImageDataset] | None = None

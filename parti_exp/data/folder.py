@@ -13,6 +13,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extensi
 from parti_exp.data.cached import CachedImageDataModule, DecodedSplit, SourceFiles
 from parti_exp.data.decode import decode_image_files, default_decode_workers, pil_mode, resize_center_crop
 from parti_exp.errors import ConfigError, MissingInputError
+from parti_exp.runtime.validation import require
 
 
 def _all_images(folder: Path) -> list[Path]:
@@ -54,8 +55,7 @@ class FolderDataModule(CachedImageDataModule):
         skip_bad: bool = False,
     ) -> None:
         super().__init__(root, img_size, channels, num_classes, batch_size, num_workers, hflip, cache_dir)
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        require(0.0 < val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {val_fraction}")
         self.path = Path(path).expanduser()
         self.class_subfolders = class_subfolders
         self.val_fraction = val_fraction

@@ -104,7 +104,7 @@ class UInt8Cache:
                 # A file system without locks (some network mounts): build without waiting. Concurrent builds
                 # still end with one complete entry, as each renames a complete file into place.
                 log.warning("cannot lock %s (%s): building %s without waiting for other processes", lock_path,
-                            error.strerror, name)  # fmt: skip
+                            error.strerror, name)
             yield
         finally:
             os.close(descriptor)  # releases the lock
@@ -155,7 +155,7 @@ class UInt8Cache:
                     shutil.copyfileobj(source, target, 2**24)
                 os.replace(tmp_fixed, tmp_images)
                 log.warning("cache entry %s: %d images; %d unreadable files skipped (data.skip_bad=true)", name,
-                            written, len(skipped))  # fmt: skip
+                            written, len(skipped))
             with open(tmp_labels, "wb") as f:
                 np.save(f, labels)
             os.replace(tmp_labels, labels_path)

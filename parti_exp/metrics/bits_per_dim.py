@@ -3,31 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 import numpy as np
 import torch
 
 from parti_exp.data.base import to_signed_unit
-
-
-@runtime_checkable
-class BoundsLikelihood(Protocol):
-    device: torch.device
-
-    def bits_per_dim(self, images: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Per-image bounds in bits per dimension of a batch in [-1, 1], by name (``bpd``: the ELBO's, ``bpd_iw``:
-        the importance-weighted one), every random draw from ``generator`` (on the model's device)."""
-        ...
-
-    @property
-    def bpd_meaning(self) -> str:
-        """What a dimension and its bits are for this model's likelihood, in words."""
-        ...
+from parti_exp.models.protocols import BoundsLikelihood
 
 
 def held_out_bits_per_dim(model: BoundsLikelihood, images: np.ndarray, batch_size: int, seed: int = 0
-                          ) -> dict[str, float]:  # fmt: skip
+                          ) -> dict[str, float]:
     """The mean of each bound over uint8 ``N x C x H x W`` ``images``, the same for the same seed."""
     generator = torch.Generator(model.device).manual_seed(seed)
     sums: dict[str, float] = {}

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from parti_exp.data.base import UInt8ImageDataset
-from parti_exp.images import to_uint8
 from parti_exp.metrics.disk_cache import array_fingerprint, atomic_save, load_if_present, text_fingerprint
+from parti_exp.runtime.images import to_uint8
 
 # Part of the cache key: change it with the architecture or the training recipe, so stale weights miss.
 RECIPE_VERSION = 1

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from parti_exp.data.base import UInt8ImageDataset
-from parti_exp.images import to_uint8
 from parti_exp.metrics.digit_classifier import DigitClassifier
+from parti_exp.runtime.images import to_uint8
 
 UNREADABLE = -2  # read() for an image that shows no one digit clearly
 MIN_PROBABILITY = 0.9
@@ -33,8 +33,9 @@ class DigitReader:
     min_probability: float = MIN_PROBABILITY
 
     @classmethod
-    def fitted(cls, classifier: DigitClassifier, train: UInt8ImageDataset, quantile: float = RADIUS_QUANTILE,
-               ) -> DigitReader:  # fmt: skip
+    def fitted(
+        cls, classifier: DigitClassifier, train: UInt8ImageDataset, quantile: float = RADIUS_QUANTILE
+    ) -> DigitReader:
         """The reader of ``classifier``, with the radius taken from ``train`` (the split it was trained on)."""
         device = next(classifier.parameters()).device
         with torch.no_grad():

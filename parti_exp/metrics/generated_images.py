@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterator
 
 import torch
 
-from parti_exp.images import to_uint8
-
-
-@runtime_checkable
-class MakesImagesForMetrics(Protocol):
-    """What the metrics need from a trained model (the GAN and the text-to-image modules have it)."""
-
-    device: torch.device
-
-    def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        """``n`` images in [-1, 1], of the classes ``labels`` (``n`` labels; None for unlabelled data), with every
-        random draw taken from ``generator`` (a CPU generator), so the same seed gives the same images."""
-        ...
+from parti_exp.models.protocols import MakesImagesForMetrics
+from parti_exp.runtime.images import to_uint8
 
 
 def generated_batches(

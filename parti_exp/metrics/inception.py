@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
-from parti_exp.checkpoints import load_checkpoint_file
 from parti_exp.errors import BadDataError, MissingInputError
+from parti_exp.runtime.checkpoints import load_checkpoint_file
 
 FEATURE_NAME = "inception-v3-compat"  # torch-fidelity's registry name for this network
 

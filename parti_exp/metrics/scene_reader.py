@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
+from parti_exp.data.captions.scene_spec import EMPTY
 from parti_exp.data.digits import DigitsDataModule
-from parti_exp.data.scene_spec import EMPTY
-from parti_exp.images import to_uint8
 from parti_exp.metrics.digit_classifier import TrainingRecipe, load_or_train_classifier
 from parti_exp.metrics.digit_reader import DigitReader
+from parti_exp.runtime.images import to_uint8
 
 # A cell whose brightest tenth of pixels stays below this (0 = black, 1 = white) is empty: the 90th percentile
 # ignores a few stray bright pixels but not strokes. Real digits at 16 px reach 0.64 or more, an empty real cell 0; a
@@ -64,5 +64,5 @@ def load_scene_reader(digits: DigitsDataModule, cache_dir: str | Path, device: t
     trained on their train split, or read from ``cache_dir`` if it was before."""
     digits.setup()
     trained = load_or_train_classifier(digits.train_set, digits.val_set, 10, cache_dir, device, digits.name,
-                                       READER_RECIPE)  # fmt: skip
+                                       READER_RECIPE)
     return SceneReader(DigitReader.fitted(trained.net, digits.train_set))

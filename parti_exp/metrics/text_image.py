@@ -26,7 +26,7 @@ def ids_by_caption(captions: list[str]) -> torch.Tensor:
 def _check_pairs(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
     if image_embeddings.shape != text_embeddings.shape or image_embeddings.ndim != 2 or not len(image_embeddings):
         raise ValueError(f"expected two non-empty B x E embeddings of one shape, got "
-                         f"{tuple(image_embeddings.shape)} and {tuple(text_embeddings.shape)}")  # fmt: skip
+                         f"{tuple(image_embeddings.shape)} and {tuple(text_embeddings.shape)}")
 
 
 def clip_score(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> float:

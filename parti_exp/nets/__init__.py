@@ -1,7 +1,8 @@
 """Plain ``nn.Module`` architectures, one file per family, and the building blocks they share (residual blocks in
 ``resnet.py``, the vector quantiser in ``quantizer.py``). Nothing here knows about Lightning or training.
 
-The roles a net can play, as the modules that train them call them:
+The roles a net can play, as the modules that train them call them (each a Protocol in
+``parti_exp.models.protocols``):
 
 - an image generator (``ImageGenerator``): ``latent_dim`` and ``forward(z, labels=None)`` -> ``B x C x H x W``
   images in [-1, 1] (DCGAN, ResNet, conditional ResNet, StyleGAN-lite);
@@ -15,67 +16,10 @@ The roles a net can play, as the modules that train them call them:
   ``forward(images, labels=None)`` -> ``(reconstructions, Quantized)`` for training (the VQGAN);
 - a variational autoencoder (``VariationalAutoencoder``): ``latent_dim``, ``encode(images)`` -> the mean and
   log-variance of a diagonal Gaussian posterior (``B x latent_dim`` each), ``decode(z)`` -> the parameters of
-  p(x | z) per pixel, which the VAE's likelihood reads (``vae.py``);
+  p(x | z) per pixel, which the VAE's likelihood reads (``parti_exp.models.vae``);
 - an image embedder (``ImageEmbedder``): ``forward(images)`` -> ``B x dim`` features of ``channels x img_size x
   img_size`` images, the image tower of the contrastive scorer (``image_encoder.py``).
 
 Unconditional nets ignore ``labels``; the training loop always passes them, so a conditional net needs no change
 to the loop.
 """
-
-from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
-
-import torch
-
-
-@runtime_checkable
-class ImageGenerator(Protocol):
-    latent_dim: int
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class StyleGenerator(Protocol):
-    latent_dim: int
-
-    def map_to_w(self, z: torch.Tensor) -> torch.Tensor: ...
-
-    def synthesis(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class ClassMixingGenerator(Protocol):
-    num_classes: int
-
-    def forward_class_weights(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class ImageTokenizer(Protocol):
-    token_grid: tuple[int, int]
-    codebook_size: int
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
-
-    def decode(self, indices: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class ImageEmbedder(Protocol):
-    img_size: int
-    channels: int
-    dim: int
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class VariationalAutoencoder(Protocol):
-    latent_dim: int
-
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor: ...

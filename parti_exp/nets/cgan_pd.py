@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from parti_exp.nets.resnet import ResNetDiscriminator, ResNetGenerator, maybe_spectral_norm
+from parti_exp.runtime.validation import require
 
 
 def class_indices(labels: torch.Tensor | None) -> torch.Tensor:
@@ -58,8 +59,7 @@ class ConditionalResNetGenerator(ResNetGenerator):
     def __init__(
         self, latent_dim: int = 128, img_size: int = 32, channels: int = 3, width: int = 256, num_classes: int = 10
     ) -> None:
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        require(num_classes >= 1, "num_classes", f"must be >= 1, got {num_classes}")
         norm = functools.partial(ConditionalBatchNorm2d, num_classes=num_classes)
         super().__init__(latent_dim=latent_dim, img_size=img_size, channels=channels, width=width, norm=norm)
         self.num_classes = num_classes
@@ -84,8 +84,7 @@ class ProjectionDiscriminator(nn.Module):
         self, img_size: int = 32, channels: int = 3, width: int = 128, num_classes: int = 10, spectral_norm: bool = True
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        require(num_classes >= 1, "num_classes", f"must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.backbone = ResNetDiscriminator(
             img_size=img_size, channels=channels, width=width, spectral_norm=spectral_norm

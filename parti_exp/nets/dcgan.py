@@ -8,16 +8,15 @@ import torch
 from torch import nn
 
 from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import require
 
 
 def upsampling_stages(img_size: int) -> int:
     """Number of x2 stages from the 4x4 base to ``img_size``; only 4 * 2**k sizes are possible."""
     stages = math.log2(img_size / 4) if img_size > 0 else -1
-    if img_size < 8 or stages != int(stages):
-        raise ConfigError(
-            f"DCGAN nets need an image size of 4 * 2**k pixels, at least 8 (8, 16, 32, 64, 128, ...); "
-            f"got {img_size}. Set data.img_size accordingly."
-        )
+    require(img_size >= 8 and stages == int(stages), "DCGAN nets",
+            f"need an image size of 4 * 2**k pixels, at least 8 (8, 16, 32, 64, 128, ...); got {img_size}. Set "
+            "data.img_size accordingly.")
     return int(stages)
 
 

@@ -8,6 +8,8 @@ import math
 import torch
 from torch import nn
 
+from parti_exp.runtime.validation import is_int_at_least, require
+
 
 class ImageEncoder(nn.Module):
     """``B x channels x img_size x img_size`` -> ``B x dim``.
@@ -20,10 +22,9 @@ class ImageEncoder(nn.Module):
     def __init__(self, img_size: int, channels: int, width: int = 32, max_width: int = 256, dim: int = 256) -> None:
         super().__init__()
         for name, value in (("width", width), ("max_width", max_width), ("dim", dim), ("channels", channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ImageEncoder: {name} must be a positive integer, got {value!r}")
-        if not isinstance(img_size, int) or img_size < 4:
-            raise ValueError(f"ImageEncoder: data.img_size must be an integer >= 4, got {img_size!r}")
+            require(is_int_at_least(value, 1), f"ImageEncoder: {name}", f"must be a positive integer, got {value!r}")
+        require(is_int_at_least(img_size, 4), "ImageEncoder: data.img_size",
+                f"must be an integer >= 4, got {img_size!r}")
         stages = int(math.log2(img_size / 4))
         self.img_size = img_size
         self.channels = channels

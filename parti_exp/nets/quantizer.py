@@ -24,6 +24,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from parti_exp.runtime.validation import require
+
 # Per-forward decay of the code-usage average: a code unused for ~100 training steps has lost two thirds
 # of its recorded usage.
 USAGE_DECAY = 0.99
@@ -62,16 +64,11 @@ class FactorizedQuantizer(nn.Module):
         dead_code_threshold: float = 0.0,
     ) -> None:
         super().__init__()
-        if dim < 1:
-            raise ValueError(f"dim must be at least 1, got {dim}")
-        if codebook_size < 2:
-            raise ValueError(f"codebook_size must be at least 2, got {codebook_size}")
-        if code_dim < 1:
-            raise ValueError(f"code_dim must be at least 1, got {code_dim}")
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        if dead_code_threshold < 0:
-            raise ValueError(f"dead_code_threshold must be >= 0, got {dead_code_threshold}")
+        require(dim >= 1, "dim", f"must be at least 1, got {dim}")
+        require(codebook_size >= 2, "codebook_size", f"must be at least 2, got {codebook_size}")
+        require(code_dim >= 1, "code_dim", f"must be at least 1, got {code_dim}")
+        require(beta >= 0, "beta", f"must be >= 0, got {beta}")
+        require(dead_code_threshold >= 0, "dead_code_threshold", f"must be >= 0, got {dead_code_threshold}")
         self.dim = dim
         self.codebook_size = codebook_size
         self.code_dim = code_dim

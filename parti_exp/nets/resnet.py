@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from parti_exp.errors import ConfigError
+from parti_exp.runtime.validation import require
 
 # A norm for the generator's blocks: built from a channel count, called as norm(x, labels).
 NormFactory = Callable[[int], nn.Module]
@@ -25,11 +25,9 @@ NormFactory = Callable[[int], nn.Module]
 def resnet_stages(img_size: int) -> int:
     """Number of x2 stages between 4x4 and ``img_size``; the nets need 4 * 2**k pixels, at least 16."""
     stages = math.log2(img_size / 4) if img_size > 0 else -1
-    if img_size < 16 or stages != int(stages):
-        raise ConfigError(
-            f"ResNet GAN nets need an image size of 4 * 2**k pixels, at least 16 (16, 32, 64, ...); got {img_size}. "
-            "Set data.img_size accordingly."
-        )
+    require(img_size >= 16 and stages == int(stages), "ResNet GAN nets",
+            f"need an image size of 4 * 2**k pixels, at least 16 (16, 32, 64, ...); got {img_size}. Set "
+            "data.img_size accordingly.")
     return int(stages)
 
 

@@ -5,10 +5,11 @@ learned 4x4 constant. Each resolution has modulated/demodulated 3x3 convs with p
 and a 1x1 "toRGB" whose outputs are upsampled and summed across resolutions (the skip architecture).
 All layers use equalized learning rate: weights are stored at unit variance and scaled at run time.
 
-Truncation toward the mean w is the sampler's (``parti_exp.truncation``), through ``map_to_w`` and ``synthesis``.
+Truncation toward the mean w is the sampler's (``parti_exp.models.gan.truncation``), through ``map_to_w`` and
+``synthesis``.
 Left out for size: style mixing, path-length regularisation and the blurred (FIR) resampling;
 upsampling is bilinear. The discriminator is the ResNet one (``parti_exp.nets.resnet``) without
-spectral norm; R1 (``parti_exp.regularizers.R1Penalty``) constrains it instead.
+spectral norm; R1 (``parti_exp.models.gan.regularizers.R1Penalty``) constrains it instead.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The encoder halves the resolution with strided convs (DCGAN's discriminator shape) down to 4x4 and maps to the mean
 and log-variance of a diagonal Gaussian posterior; the decoder mirrors it (DCGAN's generator shape) and outputs
-``params_per_channel`` maps per image channel, whose meaning the likelihood decides (``parti_exp.pixel_likelihood``).
+``params_per_channel`` maps per image channel, whose meaning the likelihood decides
+(``parti_exp.models.vae.pixel_likelihood``).
 No batch norm: an image's bound must not depend on the batch it is measured in.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from parti_exp.errors import ConfigError
 from parti_exp.nets.dcgan import upsampling_stages
+from parti_exp.runtime.validation import is_int_at_least, require
 
 
 class ConvVAE(nn.Module):
@@ -26,8 +27,7 @@ class ConvVAE(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("latent_dim", latent_dim), ("width", width), ("params_per_channel", params_per_channel)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"model.net.{name} must be a positive integer, got {value!r}")
+            require(is_int_at_least(value, 1), f"model.net.{name}", f"must be a positive integer, got {value!r}")
         stages = upsampling_stages(img_size)
         self.latent_dim = latent_dim
         self.channels = channels

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from parti_exp.nets.quantizer import FactorizedQuantizer, Quantized
+from parti_exp.runtime.validation import require
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -64,12 +65,9 @@ class VQGANAutoencoder(nn.Module):
     ) -> None:
         super().__init__()
         factor = 2**downsamples
-        if downsamples < 0 or img_size < factor or img_size % factor:
-            raise ValueError(
-                f"the VQGAN downsamples the image {downsamples} times by 2, so data.img_size must be a positive "
-                f"multiple of 2**downsamples = {factor}; got data.img_size={img_size}, "
-                f"model.generator.downsamples={downsamples}"
-            )
+        require(downsamples >= 0 and img_size >= factor and img_size % factor == 0, "the VQGAN",
+                f"downsamples the image {downsamples} times by 2, so data.img_size must be a positive multiple of "
+                f"2**downsamples = {factor}; got data.img_size={img_size}, model.generator.downsamples={downsamples}")
         widths = [width * 2**i for i in range(downsamples + 1)]
         dim = widths[-1]
         self.token_grid: tuple[int, int] = (img_size // factor, img_size // factor)
@@ -119,12 +117,11 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, img_size: int = 32, channels: int = 1, width: int = 64, n_layers: int = 2) -> None:
         super().__init__()
         # The two stride-1 4x4 convs (padding 1) each shrink the map by one pixel: at least 3 x 3 must remain.
-        if n_layers < 1 or img_size % 2**n_layers or img_size // 2**n_layers < 3:
-            raise ValueError(
-                f"the patch discriminator halves the image n_layers times and needs at least 3 x 3 left, so "
-                f"data.img_size must be a multiple of 2**n_layers of at least 3 * 2**n_layers; got "
-                f"data.img_size={img_size}, model.discriminator.n_layers={n_layers}"
-            )
+        fits = n_layers >= 1 and img_size % 2**n_layers == 0 and img_size // 2**n_layers >= 3
+        require(fits, "the patch discriminator",
+                "halves the image n_layers times and needs at least 3 x 3 left, so data.img_size must be a multiple "
+                f"of 2**n_layers of at least 3 * 2**n_layers; got data.img_size={img_size}, "
+                f"model.discriminator.n_layers={n_layers}")
         widths = [width * 2**i for i in range(n_layers + 1)]
         # No normalisation on the first layer, as in pix2pix: it keeps the input's statistics.
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]

@@ -10,8 +10,8 @@ from lightning.pytorch.accelerators import CPUAccelerator
 
 from parti_exp.callbacks import cpu_threads
 from parti_exp.callbacks.cpu_threads import CpuThreads, busy_cores, idle_thread_count
-from parti_exp.checkpoints import read_checkpoint
 from parti_exp.errors import ConfigError
+from parti_exp.runtime.checkpoints import read_checkpoint
 from parti_exp.train import train
 
 
@@ -29,7 +29,7 @@ def cpu_trainer():
 
 @pytest.mark.parametrize("cores,busy,most,expected", [
     (2, 0.1, 2, 2), (2, 0.9, 2, 1), (2, 2.0, 2, 1), (2, 3.5, 2, 1), (16, 4.2, 16, 12), (16, 0.0, 8, 8),
-])  # fmt: skip
+])
 def test_one_thread_per_idle_core_between_one_and_the_most(monkeypatch, cores, busy, most, expected):
     monkeypatch.setattr(cpu_threads.os, "cpu_count", lambda: cores)
     assert idle_thread_count(most, busy) == expected

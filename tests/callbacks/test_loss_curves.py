@@ -29,7 +29,7 @@ def test_a_run_records_its_penalty_and_epoch_metrics(cfg_factory, tmp_path):
     cfg = cfg_factory(
         "model=wgan_gp", "model.n_critic=1", "metrics=classifier", "metrics.num_fake=20", "metrics.every_n_epochs=1",
         "metrics.is_splits=2", "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.log_every_n_steps=1",
-    )  # fmt: skip
+    )
     result = train(cfg)
     curves = next(c for c in result.trainer.callbacks if isinstance(c, LossCurves))
     g_steps = [step for step, _ in curves.history["val/fid_clf"]]

@@ -15,7 +15,7 @@ import pytest
 from lightning.pytorch import Trainer
 from PIL import Image
 
-from parti_exp.data.label_captions import CELEBA_ATTRIBUTES
+from parti_exp.data.captions.labels import CELEBA_ATTRIBUTES
 from parti_exp.testing.py2_pickle import py2_pickle
 
 

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from parti_exp.data import CaptionsDataModule, COCODataModule
-from parti_exp.data.caption_source import ImageCaptions
-from parti_exp.data.captioned import clean_caption
+from parti_exp.data.captions.base import clean_caption
+from parti_exp.data.captions.sources import ImageCaptions
 
 
 def write_image(path: Path, value: int, size: tuple[int, int] = (20, 12)) -> None:
@@ -32,7 +32,7 @@ def write_imagefolder(folder: Path, n: int, kind: str = "jsonl", start: int = 0)
         captions[f"images/{name}"] = [f"picture number {i}", f"a grey square {i}"][: 1 + i % 2]
     if kind == "jsonl":
         rows = [json.dumps({"file_name": name, "text": texts if len(texts) > 1 else texts[0]})
-                for name, texts in captions.items()]  # fmt: skip
+                for name, texts in captions.items()]
         (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
     else:
         captions = {name: texts[:1] for name, texts in captions.items()}
@@ -110,7 +110,7 @@ def test_the_cache_holds_images_and_captions_and_a_second_run_decodes_nothing(tm
     write_imagefolder(tmp_path / "set", 6)
     module(tmp_path / "set", tmp_path).setup()
     assert len(list((tmp_path / "cache").glob("*.captions.json"))) == 2
-    monkeypatch.setattr("parti_exp.data.captioned.decode_image_files", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr("parti_exp.data.captions.base.decode_image_files", lambda *a, **k: pytest.fail("decoded again"))
     again = module(tmp_path / "set", tmp_path)
     assert len(captions_of(again, "train")) == len(again.train_set)
 
@@ -172,7 +172,7 @@ def write_coco(root: Path, year: int, n_train: int = 4, n_val: int = 2) -> None:
             write_image(root / f"{split}{year}" / name, 20 * k + 5, size=(32, 24))
             images.append({"id": image_id, "file_name": name, "height": 24, "width": 32})
             annotations += [{"id": 5 * image_id + c, "image_id": image_id, "caption": f"Caption {c} of {image_id}."}
-                            for c in range(5)]  # fmt: skip
+                            for c in range(5)]
             image_id += 1
         path = root / "annotations" / f"captions_{split}{year}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

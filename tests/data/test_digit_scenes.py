@@ -8,10 +8,10 @@ from hydra_compose import compose_train
 
 from parti_exp.builders import build_datamodule
 from parti_exp.data import DigitScenesDataModule
-from parti_exp.data.label_captions import DIGIT_WORDS
-from parti_exp.data.scene_captions import scene_captions
-from parti_exp.data.scene_spec import CATEGORIES, EMPTY, SceneSpec
-from parti_exp.parti.text_tokenizer import BPETokenizer
+from parti_exp.data.captions.labels import DIGIT_WORDS
+from parti_exp.data.captions.scene_captions import scene_captions
+from parti_exp.data.captions.scene_spec import CATEGORIES, EMPTY, SceneSpec
+from parti_exp.models.text_to_image.text_tokenizer import BPETokenizer
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +81,17 @@ def _expected_captions(cells: list[int]) -> set[str]:
     digits = [digit for _, digit in filled]
     if len(filled) == 1:
         return {phrase for name in names(digits[0])
-                for phrase in (a(name), f"a single {name}", f"the digit {name}", f"just {a(name)}")}  # fmt: skip
+                for phrase in (a(name), f"a single {name}", f"the digit {name}", f"just {a(name)}")}
     if len(set(digits)) == 1:
         digit, number = digits[0], {2: "two", 3: "three", 4: "four"}[len(digits)]
         plural = "sixes" if digit == 6 else DIGIT_WORDS[digit] + "s"
         copies = f"{number} copies of the digit"
         return {f"{number} {plural}", f"{number} {digit}s", f"{len(digits)} {plural}",
-                f"{copies} {DIGIT_WORDS[digit]}", f"{copies} {digit}"}  # fmt: skip
+                f"{copies} {DIGIT_WORDS[digit]}", f"{copies} {digit}"}
     (first, x), (second, y) = filled
     if first // 2 == second // 2:  # the same row: x is on the left
         templates = ("{x} to the left of {y}", "{y} to the right of {x}", "{x} on the left of {y}",
-                     "{y} on the right of {x}")  # fmt: skip
+                     "{y} on the right of {x}")
     else:  # the same column: x is on top
         templates = ("{x} above {y}", "{y} below {x}", "{x} over {y}", "{y} under {x}")
     return {t.format(x=a(p), y=a(q)) for t in templates for p in names(x) for q in names(y)}
@@ -191,7 +191,7 @@ def test_evaluation_prompts_cover_each_category_seen_and_held_out(scenes):
     assert {(p.spec.category, p.spec.digits) for p in held} == {
         ("left_right", (3, 8)), ("left_right", (8, 3)), ("above_below", (3, 8)), ("above_below", (8, 3)),
         ("count", (7, 7, 7)),
-    }  # fmt: skip
+    }
     assert len(held) == 5 * 2
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from parti_exp.data.label_captions import (
+from parti_exp.data.captions.labels import (
     CELEBA_ATTRIBUTES,
     CelebACaptioner,
     Cifar10Captioner,

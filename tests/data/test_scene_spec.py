@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from parti_exp.data.scene_spec import CATEGORIES, EMPTY, HeldOutCombinations, SceneSpec, all_specs
+from parti_exp.data.captions.scene_spec import CATEGORIES, EMPTY, HeldOutCombinations, SceneSpec, all_specs
 
 E = EMPTY
 

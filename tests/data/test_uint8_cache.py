@@ -155,7 +155,7 @@ class SlowSource(CachedImageDataModule):
 
     def __init__(self, root: Path, builds: Path) -> None:
         super().__init__(root, img_size=4, channels=3, num_classes=1, batch_size=1, num_workers=0, hflip=False,
-                         cache_dir=None)  # fmt: skip
+                         cache_dir=None)
         self.builds = builds
 
     def ensure_source(self) -> None:

@@ -11,7 +11,6 @@ import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from PIL import Image
-from threadpoolctl import threadpool_limits
 
 from parti_exp import CONF_DIR
 from parti_exp.data import DigitsDataModule
@@ -19,14 +18,8 @@ from parti_exp.metrics.inception import random_weights_file
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Run the metrics tests on one thread (torch's and numpy's BLAS pools): on a CPU shared with other jobs,
-    threads spin against each other (a 2048 x 2048 eigendecomposition for FID took 84 s with two, 4.6 s with one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):  # numpy's OpenBLAS, used by torch-fidelity
-        yield
-    torch.set_num_threads(threads)
+def single_threaded(one_thread):
+    """Every metrics test on one thread (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hydra_compose import compose_train  # noqa: E402
 
 from parti_exp.builders import build_callbacks, build_datamodule, build_module, build_trainer  # noqa: E402
-from parti_exp.metrics.callback import ClassifierMetrics  # noqa: E402
+from parti_exp.metrics.image_quality import ClassifierMetrics  # noqa: E402
 
 NUM_FAKE = 101  # odd: the ranks generate 51 and 50 images
 
@@ -26,7 +26,7 @@ def main(out_dir: Path, cache_dir: Path) -> None:
         f"metrics.num_fake={NUM_FAKE}", "metrics.batch_size=64", "metrics.every_n_epochs=1",
         "metrics.num_real_knn=1000", "metrics.kid_subset_size=50", "trainer.limit_train_batches=1",
         "trainer.limit_val_batches=1",
-    )  # fmt: skip
+    )
     seed_everything(cfg.seed)  # the same generator in every run of this job, as python -m parti_exp.train seeds
     callbacks = build_callbacks(cfg)
     trainer = build_trainer(cfg, callbacks, [])

@@ -65,7 +65,7 @@ def test_metrics_on_folders_equal_torch_fidelity(evaluate_cfg, tmp_path, incepti
     cfg = evaluate_cfg(
         f"real_dir={real}", f"fake_dir={fake}", f"metrics.weights_path={inception_weights}",
         "metrics.is_splits=1", "metrics.kid_subsets=2", "metrics.kid_subset_size=10", "device=cpu",
-    )  # fmt: skip
+    )
     ours = evaluate(cfg, tmp_path / "out")
     theirs = torch_fidelity.calculate_metrics(
         input1=str(fake), input2=str(real), cuda=False, isc=True, fid=True, kid=True, prc=True, verbose=False,
@@ -73,7 +73,7 @@ def test_metrics_on_folders_equal_torch_fidelity(evaluate_cfg, tmp_path, incepti
         feature_extractor="inception-v3-compat", feature_extractor_weights_path=str(inception_weights),
         isc_splits=1, kid_subsets=2, kid_subset_size=10,
         save_cpu_ram=True, cache=False,  # save_cpu_ram: no DataLoader worker processes
-    )  # fmt: skip
+    )
     assert (ours["num_real"], ours["num_fake"]) == (10, 10)
     assert ours["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-5)
     assert ours["is"] == pytest.approx(theirs["inception_score_mean"], rel=1e-6)

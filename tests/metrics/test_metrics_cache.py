@@ -9,9 +9,9 @@ from hydra_compose import compose_train
 
 from parti_exp.builders import build_module
 from parti_exp.metrics import digit_classifier
-from parti_exp.metrics.callback import ClassifierMetrics
 from parti_exp.metrics.digit_classifier import DigitClassifier, load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint
+from parti_exp.metrics.image_quality import ClassifierMetrics
 from parti_exp.metrics.prdc import PrecisionRecallDensityCoverage
 
 

@@ -16,7 +16,7 @@ from hydra_compose import subprocess_env
 
 from parti_exp.builders import build_callbacks
 from parti_exp.evaluate import evaluate
-from parti_exp.metrics.callback import ClassifierMetrics, InceptionMetrics
+from parti_exp.metrics.image_quality import ClassifierMetrics, InceptionMetrics
 from parti_exp.metrics.inception import default_weights_path
 from parti_exp.train import train
 
@@ -32,7 +32,7 @@ def classifier_run(cfg_factory, metrics_cache, tmp_path):
     cfg = cfg_factory(
         "metrics=classifier", "metrics.every_n_epochs=1", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
         f"metrics.cache_dir={metrics_cache}", "metrics.num_fake=200", "metrics.batch_size=200",
-    )  # fmt: skip
+    )
     return train(cfg).trainer, tmp_path / "run"
 
 
@@ -73,7 +73,7 @@ def test_every_n_epochs_measures_only_those_epochs(cfg_factory, metrics_cache, t
     cfg = cfg_factory(
         "metrics=classifier", "trainer.max_epochs=2", "trainer.limit_train_batches=1", "metrics.every_n_epochs=2",
         f"metrics.cache_dir={metrics_cache}", "metrics.num_fake=100", "metrics.kid_subset_size=50",
-    )  # fmt: skip
+    )
     train(cfg)
     rows = csv_rows(tmp_path / "run" / "csv" / "metrics.csv")
     measured = [r["epoch"] for r in rows if r.get("val/fid_clf")]
@@ -85,7 +85,7 @@ def test_an_inception_run_logs_val_fid(cfg_factory, inception_weights, tmp_path)
     cfg = cfg_factory(
         "metrics=inception", f"metrics.weights_path={inception_weights}", "trainer.limit_train_batches=1",
         "metrics.num_real=8", "metrics.num_fake=8", "metrics.batch_size=8", "metrics.is_splits=2",
-    )  # fmt: skip
+    )
     trainer = train(cfg).trainer
     assert trainer.callback_metrics["val/fid"] > 0 and trainer.callback_metrics["val/is"] >= 1
     assert len(list((tmp_path / "run" / "checkpoints").glob("best_fid_epoch_0000.ckpt"))) == 1
@@ -133,7 +133,7 @@ def test_evaluate_cli_prints_and_writes_metrics_json(classifier_run, tmp_path):
     _, run = classifier_run
     out = tmp_path / "eval_cli"
     command = [sys.executable, "-m", "parti_exp.evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
-               "metrics.num_fake=120", f"hydra.run.dir={out}"]  # fmt: skip
+               "metrics.num_fake=120", f"hydra.run.dir={out}"]
     done = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert re.search(r"fid_clf\s+\d", done.stdout)

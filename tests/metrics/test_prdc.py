@@ -14,10 +14,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from sklearn.datasets import load_digits
 from torch_fidelity.metric_prc import calculate_precision_recall_full
 
-from parti_exp.metrics.callback import ClassifierMetrics
 from parti_exp.metrics.class_share import bar_chart
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.feature_metrics import FeatureMetrics
+from parti_exp.metrics.image_quality import ClassifierMetrics
 from parti_exp.metrics.prdc import (
     DC_K,
     PR_K,

@@ -8,7 +8,7 @@ import torch
 
 from parti_exp.data import DigitScenesDataModule
 from parti_exp.data.base import to_signed_unit
-from parti_exp.data.scene_spec import CATEGORIES, EMPTY
+from parti_exp.data.captions.scene_spec import CATEGORIES, EMPTY
 from parti_exp.metrics.scene_reader import load_scene_reader
 
 pytestmark = pytest.mark.slow  # the reader's classifier trains once per session (scene_reader_cache)

@@ -1,0 +1,215 @@
+"""Every capability a module can have, and every role a net or a part plays for the module that trains it, in one
+file. A caller asks for a capability (``isinstance(module, MakesImagesForMetrics)``), never for a class.
+
+This module defines interfaces only and imports nothing of the package, so every layer may use it: the DDP strategy
+(``parti_exp.runtime``) asks whether a module distributes its nets, the metrics callback whether it makes images for
+the metrics, without depending on any model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+# --- What a LightningModule of ours can do -------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ReportsProgress(Protocol):
+    """How far training has come, the step that "every N steps" counts: G's updates for an adversarial module
+    (Lightning's ``global_step`` counts D's and G's together), optimizer steps for any other. Every module has it."""
+
+    @property
+    def progress_step(self) -> int: ...
+
+
+@runtime_checkable
+class HasFamily(Protocol):
+    """The model family, which picks the module's sampler in ``parti_exp.inference.samplers`` (``gan``, ``vae``,
+    ``vqgan``, ``text_to_image``, ``contrastive``)."""
+
+    family: str
+
+
+@runtime_checkable
+class CompilesNets(Protocol):
+    def compile_nets(self) -> None:
+        """torch.compile the module's nets in place."""
+
+
+@runtime_checkable
+class DistributesNets(Protocol):
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
+        """Train each net through ``wrap(net)`` (e.g. each in its own DistributedDataParallel); None undoes it."""
+
+
+@runtime_checkable
+class MakesImagesForMetrics(Protocol):
+    """What the metrics need from a trained model (the GANs, the VAE and the text-to-image module have it)."""
+
+    device: torch.device
+
+    def generate_for_metrics(self, n: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """``n`` images in [-1, 1], of the classes ``labels`` (``n`` labels; None for unlabelled data), with every
+        random draw taken from ``generator`` (a CPU generator), so the same seed gives the same images."""
+        ...
+
+
+@runtime_checkable
+class BoundsLikelihood(Protocol):
+    """A model that bounds its likelihood (the VAE): ``python -m parti_exp.evaluate`` reports its bits per
+    dimension next to FID."""
+
+    device: torch.device
+
+    def bits_per_dim(self, images: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Per-image bounds in bits per dimension of a batch in [-1, 1], by name (``bpd``: the ELBO's, ``bpd_iw``:
+        the importance-weighted one), every random draw from ``generator`` (on the model's device)."""
+        ...
+
+    @property
+    def bpd_meaning(self) -> str:
+        """What a dimension and its bits are for this model's likelihood, in words."""
+        ...
+
+
+@runtime_checkable
+class LatentImageModel(Protocol):
+    """What the tools that draw from latents ask of a trained model: the fixed-latent sample grid, and
+    ``python -m parti_exp.sample``'s plain samples and interpolation (``parti_exp.inference.latent``). The GANs and
+    the VAE both decode standard normal latents into images; only a GAN with a style space (``has_style_space``) or
+    class embeddings (``num_classes``) offers the tools that need them."""
+
+    latent_dim: int
+    # True only for a GAN whose generator maps z to w (map_to_w, generate_from_w, mean_w).
+    has_style_space: bool
+    # The classes a conditional model draws, None for an unconditional one.
+    num_classes: int | None
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from ``B x latent_dim`` latents (labels ignored by unconditional models), in eval
+        mode."""
+        ...
+
+
+@runtime_checkable
+class TruncatesLatents(Protocol):
+    """The truncation trick (the GANs; ``parti_exp.models.gan.truncation``)."""
+
+    def generate_truncated(
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor | None,
+        psi: float,
+        rng: torch.Generator | None,
+        mean_w: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``generate`` with ψ < 1 traded diversity for fidelity; ψ = 1 is ``generate``."""
+        ...
+
+
+# --- What a module asks of the nets it trains (``parti_exp.nets``) --------------------------------------------------
+# Unconditional nets ignore ``labels``; the training loop always passes them, so a conditional net needs no change
+# to the loop.
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    """``forward(z, labels=None)`` -> ``B x C x H x W`` images in [-1, 1] (DCGAN, ResNet, conditional ResNet,
+    StyleGAN-lite)."""
+
+    latent_dim: int
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class StyleGenerator(Protocol):
+    """A generator with a style space: ``map_to_w(z)`` -> w and ``synthesis(w, labels)``; it can be truncated in w."""
+
+    latent_dim: int
+
+    def map_to_w(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    def synthesis(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ClassMixingGenerator(Protocol):
+    """A class-conditional generator that can be shown between classes: ``forward_class_weights(z, B x num_classes
+    weights)``."""
+
+    num_classes: int
+
+    def forward_class_weights(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ImageTokenizer(Protocol):
+    """An autoencoder with a quantised bottleneck (the VQGAN): ``encode(images)`` -> ``B x h x w`` code indices on a
+    ``token_grid`` of ``codebook_size`` codes, ``decode(indices)`` -> images, and ``forward(images, labels=None)`` ->
+    ``(reconstructions, Quantized)`` for training."""
+
+    token_grid: tuple[int, int]
+    codebook_size: int
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ImageEmbedder(Protocol):
+    """``forward(images)`` -> ``B x dim`` features of ``channels x img_size x img_size`` images: the image tower of
+    the contrastive scorer."""
+
+    img_size: int
+    channels: int
+    dim: int
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class VariationalAutoencoder(Protocol):
+    """``encode(images)`` -> the mean and log-variance of a diagonal Gaussian posterior (``B x latent_dim`` each),
+    ``decode(z)`` -> the parameters of p(x | z) per pixel, which the VAE's likelihood reads."""
+
+    latent_dim: int
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+# --- Parts of a module ----------------------------------------------------------------------------------------------
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Regularizer(Protocol):
+    """A discriminator penalty (``parti_exp.models.gan.regularizers``), applied on every ``every``-th D step."""
+
+    every: int
+
+    def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+        ...
+
+
+class TextTokenizer(Protocol):
+    """Captions -> ``(ids, mask)`` (``parti_exp.models.text_to_image.text_tokenizer``)."""
+
+    max_len: int
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, captions: list[str], warn: bool = False) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, ids: torch.Tensor) -> list[str]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...

@@ -1,0 +1,166 @@
+"""The config tree: every model x loss composes and builds, overrides users type work, and the CLI
+shows the composed config."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra.utils import instantiate
+from hydra_compose import REPO_ROOT, compose_train, subprocess_env
+
+from parti_exp import CONF_DIR
+from parti_exp.builders import build_module
+from parti_exp.models.gan.module import AdversarialModule
+
+# Every adversarial model; model=parti is a Transformer over a trained tokenizer, model=contrastive a scorer and
+# model=vae a likelihood model, with no loss group (tests/models/text_to_image/ and tests/models/vae/ build them).
+# `_gan` and `_text_tokenizer` are bases models inherit, not models.
+NOT_ADVERSARIAL = ("parti", "contrastive", "vae")
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("[!_]*.yaml") if p.stem not in NOT_ADVERSARIAL)
+LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
+LOSS_CLASS = {
+    "bce": "MinimaxLoss",
+    "ns": "NonSaturatingLoss",
+    "wgan_gp": "WassersteinLoss",
+    "hinge": "HingeLoss",
+    "lsgan": "LeastSquaresLoss",
+}
+
+
+def test_the_expected_groups_exist():
+    assert {"dcgan", "wgan_gp"} <= set(MODELS)
+    assert set(LOSS_CLASS) <= set(LOSSES)
+    for group, options in {
+        "trainer": {"default", "cpu", "gpu", "ddp", "ddp_sim", "multinode"},
+        "precision": {"32-true", "bf16-mixed", "16-mixed"},
+        "logger": {"csv", "tensorboard"},
+        "metrics": {"none"},
+        "experiment": {"quickstart"},
+    }.items():
+        assert options <= {p.stem for p in (CONF_DIR / group).glob("*.yaml")}, group
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_model_and_loss_composes_and_builds(cfg_factory, model, loss):
+    cfg = cfg_factory(f"model={model}", f"loss={loss}")
+    module = build_module(cfg)
+    assert isinstance(module, AdversarialModule)
+    assert type(module.loss).__name__ == LOSS_CLASS.get(loss, type(module.loss).__name__)
+    assert ("gp" in module.regularizers) == (loss == "wgan_gp")
+
+
+@pytest.mark.parametrize("model,loss", [("dcgan", "NonSaturatingLoss"), ("wgan_gp", "WassersteinLoss")])
+def test_model_file_selects_its_own_default_loss(cfg_factory, model, loss):
+    assert type(build_module(cfg_factory(f"model={model}")).loss).__name__ == loss
+
+
+def test_wgan_gp_follows_the_paper(cfg_factory):
+    cfg = cfg_factory("model=wgan_gp", fast=False)
+    module = build_module(cfg)
+    assert module.n_critic == 5
+    assert module.regularizers["gp"].weight == 10.0
+    assert cfg.model.discriminator.norm == "none"
+    g_opt, d_opt = module.configure_optimizers()
+    for opt in (g_opt, d_opt):
+        assert opt.defaults["lr"] == 1e-4 and tuple(opt.defaults["betas"]) == (0.0, 0.9)
+
+
+def test_image_size_and_channels_flow_from_the_data_config(cfg_factory):
+    cfg = cfg_factory("data.img_size=64")
+    module = build_module(cfg)
+    import torch
+
+    assert module.generator(torch.randn(2, module.latent_dim)).shape == (2, 1, 64, 64)
+    datamodule = instantiate(cfg.data)
+    assert (datamodule.img_size, datamodule.channels) == (64, 1)
+
+
+def test_user_overrides_reach_the_objects(cfg_factory, tmp_path):
+    cfg = cfg_factory("trainer.max_epochs=3", "data.batch_size=7", "seed=123", f"paths.data_dir={tmp_path}/d")
+    assert cfg.trainer.max_epochs == 3 and cfg.seed == 123
+    assert instantiate(cfg.data).batch_size == 7
+    assert cfg.paths.data_dir == f"{tmp_path}/d"
+
+
+def test_quickstart_experiment_pins_cpu_and_small_nets(cfg_factory):
+    cfg = cfg_factory("experiment=quickstart", fast=False)
+    assert cfg.trainer.accelerator == "cpu"
+    assert cfg.model.generator.width == 32
+    assert cfg.data._target_.endswith("DigitsDataModule")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "parti_exp.train", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
+    )
+
+
+def test_cli_cfg_job_prints_the_composed_config():
+    out = _cli("model=wgan_gp", "loss=hinge", "--cfg", "job")
+    assert out.returncode == 0, out.stderr
+    assert "parti_exp.models.gan.losses.HingeLoss" in out.stdout
+    assert "n_critic: 5" in out.stdout
+
+
+def test_cli_help_lists_the_config_groups():
+    out = _cli("--help")
+    assert out.returncode == 0, out.stderr
+    for group in ("model:", "loss:", "data:", "precision:"):
+        assert group in out.stdout
+    assert "wgan_gp" in out.stdout
+
+
+def test_unknown_model_name_lists_the_choices():
+    out = _cli("model=nosuchgan")
+    assert out.returncode != 0
+    assert "nosuchgan" in out.stderr and "dcgan" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "trainer,backend,devices,nodes,sync_bn",
+    [("ddp", "nccl", -1, 1, True), ("multinode", "nccl", -1, 2, True), ("ddp_sim", "gloo", 2, 1, False)],
+)
+def test_distributed_trainer_configs_use_the_per_net_strategy(cfg_factory, trainer, backend, devices, nodes, sync_bn):
+    from parti_exp.runtime.distributed import PerNetDDPStrategy
+
+    cfg = cfg_factory(f"trainer={trainer}", fast=False)
+    strategy = instantiate(cfg.trainer.strategy)
+    assert isinstance(strategy, PerNetDDPStrategy)
+    assert strategy.process_group_backend == backend
+    assert strategy._ddp_kwargs.get("find_unused_parameters") is False
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.sync_batchnorm) == (devices, nodes, sync_bn)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_gpu_trainer_without_gpu_says_what_to_use_instead(cfg_factory):
+    from parti_exp.builders import build_trainer
+
+    with pytest.raises(RuntimeError, match="no CUDA GPU.*trainer=ddp_sim"):
+        build_trainer(cfg_factory("trainer=ddp", fast=False), [], [])
+
+
+@pytest.mark.parametrize(
+    "data,reader",
+    [
+        ("digits", "caption_accuracy"),
+        ("mnist", "caption_accuracy"),
+        ("cifar10", "caption_accuracy"),
+        ("digit_scenes", "scene_accuracy"),
+        ("celeba", None),  # captions of several attributes name no one class
+        ("captions", None),
+        ("coco", None),
+    ],
+)
+def test_a_text_to_image_run_reads_its_samples_back_where_its_data_allows(tmp_path, data, reader):
+    # Chosen by composition (conf/model_data/parti_<data>.yaml), not by the callbacks looking at the data.
+    cfg = compose_train(tmp_path, "model=parti", f"data={data}", "model.tokenizer_ckpt=unused.ckpt", fast=False)
+    readers = {"caption_accuracy", "scene_accuracy"} & set(cfg.callbacks)
+    assert readers == ({reader} if reader else set())
+    assert {"model_checkpoint", "prompt_grid", "text_image_metrics"} <= set(cfg.callbacks)
+    assert cfg.callbacks.sample_grid is None
