@@ -26,7 +26,7 @@ from parti_exp.builders import resolve_device
 from parti_exp.inference.manifest import settings_from_manifest, write_manifest
 from parti_exp.inference.samplers import sampler_for
 from parti_exp.models.gan.truncation import check_truncation
-from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint, require_checkpoint_file
+from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.missing_inputs import MissingInputs
@@ -45,12 +45,14 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
             f"must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
     require(cfg.mode in MODES, f"mode={cfg.mode}", f"is not one of {', '.join(MODES)}")
     check_truncation(cfg.truncation)
-    # Every checkpoint the command reads, before any is loaded: the missing ones in one message
+    # Every checkpoint the command reads, before any is loaded: the missing ones in one message. A run directory
+    # stands for its last.ckpt, and the file is what the manifest records.
     missing = MissingInputs()
-    for key in ("ckpt_path", "scorer_ckpt"):
-        if cfg.get(key):
-            missing.check(require_checkpoint_file, cfg[key], key)
+    files = {key: missing.check(checkpoint_file, cfg[key], key) for key in ("ckpt_path", "scorer_ckpt") if cfg.get(key)}
     missing.raise_if_any()
+    cfg = cfg.copy()
+    for key, file in files.items():
+        cfg[key] = str(file)
     with trusting_checkpoints(cfg.trust_checkpoint):
         checkpoint = read_checkpoint(cfg.ckpt_path)
         module, train_cfg = module_from_checkpoint(checkpoint)
