@@ -155,7 +155,8 @@ def load_or_train_classifier(
     path = Path(cache_dir) / "classifier" / f"{dataset}-{key}.pt"
     cached = load_if_present(path)
     if cached is not None:
-        net = DigitClassifier(train.images.shape[1], num_classes)
+        with torch.random.fork_rng(devices=[]):  # the initial weights, replaced at once, draw from the run's stream
+            net = DigitClassifier(train.images.shape[1], num_classes)
         net.load_state_dict(cached["state_dict"])
         net = net.to(device).eval().requires_grad_(False)
         return TrainedClassifier(net, float(cached["val_accuracy"]), path, trained_now=False)

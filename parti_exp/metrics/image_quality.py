@@ -245,7 +245,10 @@ class ImageQualityMetrics(Callback):
                 "generate images on its own (an image tokenizer reconstructs them): use metrics=none"
             )
         self.prepare(trainer.datamodule, trainer.strategy)
-        if trainer.is_global_zero:
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # After a resume has restored the step: a resumed run logged them when it started.
+        if trainer.is_global_zero and trainer.global_step == 0:
             for logger in trainer.loggers:
                 logger.log_metrics(self.setup_logs, step=0)
 
