@@ -28,6 +28,7 @@ from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoin
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 from parti_exp.runtime.validation import require
 
@@ -76,7 +77,7 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir)
-    with job_log():
+    with removed_if_failed_empty(HydraConfig.get().runtime.output_dir, cfg.task_name), job_log():
         paths = edit(cfg, out_dir)
     print(f"wrote {len(paths)} edits and a sheet per image to {out_dir / 'edits'}")
 

@@ -30,6 +30,7 @@ from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoin
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.missing_inputs import MissingInputs
+from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 from parti_exp.runtime.validation import require
 
@@ -60,7 +61,7 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     sampler = sampler_for(module, cfg.ckpt_path)
     sampler.check(module, cfg)
     paths, details = sampler.sample(module, train_cfg, cfg, out_dir)
-    write_manifest(out_dir, cfg, checkpoint, details)
+    write_manifest(out_dir, cfg, checkpoint, details, paths)
     return paths
 
 
@@ -68,7 +69,7 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir) / "samples"
-    with job_log():
+    with removed_if_failed_empty(HydraConfig.get().runtime.output_dir, cfg.task_name), job_log():
         paths = sample(cfg, out_dir)
     print(f"wrote {len(paths)} images and manifest.json to {out_dir}")
 

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from parti_exp.data.base import UInt8ImageDataset
+from parti_exp.errors import BadCheckpointError, MissingInputError
 from parti_exp.metrics.disk_cache import array_fingerprint, atomic_save, load_if_present, text_fingerprint
+from parti_exp.runtime.checkpoints import load_checkpoint_file
 from parti_exp.runtime.images import to_uint8
 
 # Part of the cache key: change it with the architecture or the training recipe, so stale weights miss.
@@ -165,3 +167,32 @@ def load_or_train_classifier(
     state = {k: v.cpu() for k, v in net.state_dict().items()}
     atomic_save({"state_dict": state, "val_accuracy": val_accuracy}, path)
     return TrainedClassifier(net, val_accuracy, path, trained_now=True)
+
+
+def _classifier_state(path: str | Path, key: str) -> dict:
+    """The saved classifier at ``path`` (a file ``load_or_train_classifier`` cached), read as data."""
+    if not Path(path).is_file():
+        raise MissingInputError(f"{key}={path} does not exist: give a classifier file a metrics=classifier run cached "
+                                "(it prints the path; <metrics.cache_dir>/classifier/<dataset>-<key>.pt)")
+    saved = load_checkpoint_file(path, key)
+    state = saved.get("state_dict") if isinstance(saved, dict) else None
+    if not isinstance(state, dict) or not {"body.0.weight", "head.weight"} <= state.keys():
+        raise BadCheckpointError(f"{key}={path} is not a digit classifier file (a metrics=classifier run caches them "
+                                 "under <metrics.cache_dir>/classifier/)")
+    return saved
+
+
+def classifier_file_channels(path: str | Path, key: str = "metrics.classifier_ckpt") -> int:
+    """The image channels the saved classifier at ``path`` reads."""
+    return int(_classifier_state(path, key)["state_dict"]["body.0.weight"].shape[1])
+
+
+def load_classifier_file(path: str | Path, key: str = "metrics.classifier_ckpt") -> tuple[DigitClassifier, float]:
+    """The saved classifier at ``path``, frozen in eval mode, and its held-out accuracy when it was trained."""
+    saved = _classifier_state(path, key)
+    state = saved["state_dict"]
+    channels, (num_classes, feature_dim) = state["body.0.weight"].shape[1], state["head.weight"].shape
+    with torch.random.fork_rng(devices=[]):  # the initial weights, replaced at once, draw from the run's stream
+        net = DigitClassifier(int(channels), int(num_classes), int(feature_dim))
+    net.load_state_dict(state)
+    return net.eval().requires_grad_(False), float(saved.get("val_accuracy", float("nan")))

@@ -28,7 +28,7 @@ from torch import nn
 from parti_exp.data.base import ImageDataModule
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.class_share import bar_chart
-from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.metrics.digit_classifier import classifier_file_channels, load_classifier_file, load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint
 from parti_exp.metrics.feature_metrics import FeatureMetrics
 from parti_exp.metrics.generated_images import generated_batches
@@ -56,8 +56,6 @@ class ImageQualityMetrics(Callback):
     metrics are named (``suffix``)."""
 
     suffix: ClassVar[str] = ""
-    # True when the extractor itself is trained on the dataset (the evaluate CLI then needs the data config).
-    needs_train_split: ClassVar[bool] = False
     # True when the extractor's logits are the dataset's classes: the per-class share of generated images is measured.
     class_share: ClassVar[bool] = False
 
@@ -116,9 +114,23 @@ class ImageQualityMetrics(Callback):
         # One-off numbers from setup (e.g. the classifier's held-out accuracy), sent to the loggers at step 0.
         self.setup_logs: dict[str, float] = {}
 
+    @property
+    def needs_train_split(self) -> bool:
+        """True when the extractor is trained on the data config's train split (the evaluate CLI then needs it)."""
+        return False
+
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
         """The network mapping uint8 images to ``(features, logits)``, on ``device``."""
         raise NotImplementedError(f"{type(self).__name__} must implement load_extractor")
+
+    def feature_space(self) -> str:
+        """The space the numbers are measured in, in words (with the file it was read from): metrics.json and the
+        console say it beside every number, which compares only with numbers of the same space."""
+        raise NotImplementedError(f"{type(self).__name__} must implement feature_space")
+
+    def folder_channels(self, datamodule: ImageDataModule | None) -> int:
+        """The channels folder images are read with (``evaluate real_dir= fake_dir=``)."""
+        return datamodule.channels if datamodule is not None else 3
 
     def feature_metrics(self, extractor: nn.Module, num_real: int, num_fake: int) -> FeatureMetrics:
         """FID / IS / KID over ``extractor`` for sets of ``num_real`` and ``num_fake`` images."""
@@ -256,9 +268,9 @@ class ImageQualityMetrics(Callback):
         if not due_this_epoch(trainer, self.every_n_epochs):
             return
         values = self.measure(pl_module, trainer.strategy)
-        keys = [f"{name}{self.suffix}" for name in ("fid", "is", "kid") + (PRDC_NAMES if self.prdc else ())]
+        names = ("fid", "is", "kid", *(PRDC_NAMES if self.prdc else ()), "min_class_share")
+        keys = [f"{name}{self.suffix}" for name in names if f"{name}{self.suffix}" in values]  # IS: with logits
         if self.class_share:
-            keys.append(f"min_class_share{self.suffix}")
             self.log_class_shares(trainer)
         for key in keys:
             # Every rank holds the same value; sync_dist only satisfies Lightning's epoch-level DDP logging.
@@ -283,18 +295,42 @@ class InceptionMetrics(ImageQualityMetrics):
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
         return InceptionFeatures(self.weights_path).to(device)
 
+    def feature_space(self) -> str:
+        return f"InceptionV3 of torch-fidelity, the TF-ported weights of published FID/IS/KID ({self.weights_path})"
+
 
 class ClassifierMetrics(ImageQualityMetrics):
     """Fréchet distance, an Inception-style score and KID in a digit classifier's spaces (``metrics=classifier``),
-    logged as ``val/fid_clf``, ``val/is_clf``, ``val/kid_clf``: not comparable with Inception numbers."""
+    logged as ``val/fid_clf``, ``val/is_clf``, ``val/kid_clf``: not comparable with Inception numbers.
+
+    The classifier is trained on the data's train split the first time (and cached), or read from
+    ``classifier_ckpt``, a file such a run cached (``<cache_dir>/classifier/<dataset>-<key>.pt``; the run prints its
+    path): then no data config is needed, and folders of images are measured in exactly that run's space."""
 
     suffix = "_clf"
-    needs_train_split = True
     class_share = True
 
+    def __init__(self, classifier_ckpt: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.classifier_ckpt = classifier_ckpt
+        self.source = "the data's train split"  # told by load_extractor
+
+    @property
+    def needs_train_split(self) -> bool:
+        return self.classifier_ckpt is None
+
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
+        if self.classifier_ckpt is not None:
+            net, val_accuracy = load_classifier_file(self.classifier_ckpt, "metrics.classifier_ckpt")
+            self.source = str(self.classifier_ckpt)
+            self.setup_logs["metrics/classifier_val_acc"] = val_accuracy
+            return net.to(device)
         if datamodule is None:
-            raise ConfigError("metrics=classifier trains its classifier on the data config's train split: set data=...")
+            raise ConfigError(
+                "metrics=classifier trains its classifier on a labelled dataset's train split: give that dataset "
+                "(data=digits, data=mnist, data=folder data.path=DIR with one subfolder per class, ...), or the "
+                "classifier a training run cached: metrics.classifier_ckpt=<data/.cache/metrics/classifier/*.pt>"
+            )
         datamodule.setup("fit")
         result = load_or_train_classifier(
             datamodule.train_set,
@@ -304,10 +340,19 @@ class ClassifierMetrics(ImageQualityMetrics):
             device,
             dataset=datamodule.name,
         )
-        how = "trained now" if result.trained_now else f"trained before, loaded from {result.path}"
+        how = "trained now" if result.trained_now else "trained before"
         rank_zero_info(
-            f"metrics=classifier: digit classifier {how}; held-out accuracy "
-            f"{result.val_accuracy:.4f} on the {len(datamodule.val_set)} val images"
+            f"metrics=classifier: digit classifier {how}, cached in {result.path} (metrics.classifier_ckpt= for "
+            f"evaluate); held-out accuracy {result.val_accuracy:.4f} on the {len(datamodule.val_set)} val images"
         )
+        self.source = f"{result.path}, trained on the {datamodule.name} train split"
         self.setup_logs["metrics/classifier_val_acc"] = result.val_accuracy
         return result.net
+
+    def feature_space(self) -> str:
+        return f"a digit classifier's penultimate features and class logits ({self.source})"
+
+    def folder_channels(self, datamodule: ImageDataModule | None) -> int:
+        if self.classifier_ckpt is not None:
+            return classifier_file_channels(self.classifier_ckpt, "metrics.classifier_ckpt")
+        return super().folder_channels(datamodule)

@@ -160,6 +160,16 @@ class ContrastiveModule(CaptionedModule):
         with eval_mode(self.dual_encoder):
             return self.dual_encoder.embed_text(*self.encode_captions(captions))
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, img_size, img_size)`` of the images the image tower reads."""
+        tower = self.dual_encoder.image_encoder
+        return tower.channels, tower.img_size, tower.img_size
+
+    @property
+    def embed_dim(self) -> int:
+        return self.dual_encoder.image_proj.out_features
+
     def check_images_fit(self, img_size: int, channels: int, what: str) -> None:
         """Raise ValueError unless the image tower was built for ``channels x img_size x img_size`` images."""
         tower = self.dual_encoder.image_encoder
