@@ -172,3 +172,19 @@ def test_parti_trains_on_a_captioned_folder_and_samples_a_free_text_prompt(tmp_p
     paths = sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "prompts=[a red bus parked on a street]", "n=2"),
                    tmp_path / "out")
     assert len(paths) == 2 and PILImage.open(paths[0]).size == (16, 16)
+
+
+def test_the_checkpoint_of_the_lowest_validation_loss_is_kept(tmp_path):
+    import csv
+
+    run = tmp_path / "run"
+    # A learning rate high enough that the validation loss does not fall every epoch.
+    train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={OLD_TOKENIZER}", "trainer.max_epochs=4",
+                        "trainer.limit_train_batches=2", "model.optimizer.lr=0.05", "callbacks.caption_accuracy=null",
+                        "callbacks.prompt_grid.every_n_epochs=10", fast=False))
+    with open(run / "csv" / "metrics.csv", newline="") as file:
+        val_ce = {int(row["epoch"]): float(row["val/ce"]) for row in csv.DictReader(file) if row.get("val/ce")}
+    assert len(val_ce) == 4
+    best = read_checkpoint(run / "checkpoints" / "best_val_ce.ckpt")
+    assert best["epoch"] == min(val_ce, key=val_ce.get)
+    assert [p.name for p in (run / "checkpoints").glob("best_val_ce*")] == ["best_val_ce.ckpt"]
