@@ -22,6 +22,7 @@ from parti_exp.errors import BadCheckpointError, MissingInputError
 from parti_exp.metrics.disk_cache import array_fingerprint, atomic_save, load_if_present, text_fingerprint
 from parti_exp.runtime.checkpoints import load_checkpoint_file
 from parti_exp.runtime.images import to_uint8
+from parti_exp.runtime.torch_utils import tensor_of
 
 # Part of the cache key: change it with the architecture or the training recipe, so stale weights miss.
 RECIPE_VERSION = 1
@@ -94,8 +95,8 @@ def _train(train: UInt8ImageDataset, num_classes: int, recipe: TrainingRecipe, d
     with torch.random.fork_rng(devices=[]):  # the training run's random stream stays untouched
         torch.manual_seed(recipe.seed)
         net = DigitClassifier(train.images.shape[1], num_classes).to(device)
-    images = torch.from_numpy(np.ascontiguousarray(train.images)).to(device)
-    labels = torch.from_numpy(np.asarray(train.labels)).long().to(device)
+    images = tensor_of(train.images).to(device)
+    labels = tensor_of(train.labels).long().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps)
     rng = torch.Generator().manual_seed(recipe.seed)
@@ -118,8 +119,8 @@ def _train(train: UInt8ImageDataset, num_classes: int, recipe: TrainingRecipe, d
 def accuracy(net: DigitClassifier, split: UInt8ImageDataset, device: torch.device, batch_size: int = 512) -> float:
     correct = 0
     for start in range(0, len(split), batch_size):
-        images = torch.from_numpy(np.ascontiguousarray(split.images[start : start + batch_size])).to(device)
-        labels = torch.from_numpy(np.asarray(split.labels[start : start + batch_size])).to(device)
+        images = tensor_of(split.images[start : start + batch_size]).to(device)
+        labels = tensor_of(split.labels[start : start + batch_size]).to(device)
         correct += int((net(images)[1].argmax(1) == labels).sum())
     return correct / len(split)
 

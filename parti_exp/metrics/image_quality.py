@@ -39,6 +39,7 @@ from parti_exp.metrics.real_stats_cache import RealStatsCache
 from parti_exp.models.protocols import MakesImagesForMetrics
 from parti_exp.runtime.loggers import log_image
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require
 
 SPLITS = ("train", "val")
@@ -175,14 +176,14 @@ class ImageQualityMetrics(Callback):
             rank_zero_info(f"metrics: extracting features of {len(images)} {name} images (once; cached in {path})")
             shard = images[rank::world]
             for start in range(0, len(shard), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(shard[start : start + self.batch_size]))
+                batch = tensor_of(shard[start : start + self.batch_size])
                 self.metrics.update(batch.to(device), real=True)
             state = self.metrics.gathered_real_state()
             if strategy.is_global_zero:
                 cache.save(path, state)
         if self.prdc:
             self.prepare_knn(cache, cache.knn_path(path, self.num_real_knn, (PR_K, DC_K)), state, strategy)
-        self.label_pool = torch.from_numpy(np.asarray(labels))
+        self.label_pool = tensor_of(labels)
         self.real_shape = tuple(images.shape[1:])
 
     def prepare_knn(
