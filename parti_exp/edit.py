@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
@@ -21,13 +21,13 @@ from parti_exp.inference.edit_inputs import input_images, output_folders, read_i
 from parti_exp.inference.edit_mask import cells_touched, pad_image, parse_pad, requested_mask
 from parti_exp.inference.edit_sheet import save_edit_sheet
 from parti_exp.inference.editing import RERANK_RULES, edit_image
-from parti_exp.inference.prompts import reranking_scorer
+from parti_exp.inference.prompts import reranking_scorer, sampling_of
 from parti_exp.models.text_to_image.module import TextToImageModule
-from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.key_suggestions import run_with_key_suggestions
 from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 from parti_exp.runtime.validation import require
@@ -51,7 +51,7 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
                           "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")
     module = module.to(resolve_device(cfg.device))
     size, channels = int(train_cfg.data.img_size), int(train_cfg.data.channels)
-    sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
+    sampling = sampling_of(module, cfg)
     reranks_by_scorer = cfg.n_candidates > 1 and cfg.rerank != "agreement"
     if cfg.get("scorer_ckpt") and not reranks_by_scorer:
         raise ConfigError(f"scorer_ckpt is for reranking by the scorer: set n_candidates > 1 and rerank=both or "
@@ -83,4 +83,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_with_key_suggestions(main, "edit")

@@ -33,6 +33,7 @@ from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoin
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.key_suggestions import run_with_key_suggestions
 from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 
@@ -181,4 +182,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_with_key_suggestions(main, "evaluate")

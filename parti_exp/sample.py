@@ -29,6 +29,7 @@ from parti_exp.models.gan.truncation import check_truncation
 from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.key_suggestions import run_with_key_suggestions
 from parti_exp.runtime.missing_inputs import MissingInputs
 from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
@@ -75,4 +76,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_with_key_suggestions(main, "sample")

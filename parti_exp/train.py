@@ -19,6 +19,7 @@ from parti_exp.runtime.config_checks import check_train_config
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.hydra_ddp import hydra_job_for_ddp
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.key_suggestions import run_with_key_suggestions
 from parti_exp.runtime.loggers import close_loggers, log_config, resumed_log_position
 from parti_exp.runtime.missing_inputs import MissingInputs
 from parti_exp.runtime.trust import checkpoints_trusted, trusting_checkpoints
@@ -92,4 +93,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_with_key_suggestions(main, "train")

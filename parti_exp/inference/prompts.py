@@ -40,7 +40,7 @@ def prompt_folder(prompt: str) -> str:
 def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
     """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
     prompts = list(cfg.prompts)
-    sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
+    sampling = sampling_of(module, cfg)
     scorer = reranking_scorer(module, train_cfg, cfg) if cfg.n_candidates > 1 else None
     if scorer is None and cfg.get("scorer_ckpt"):
         raise ConfigError(f"scorer_ckpt is for reranking: set n_candidates > 1 (got {cfg.n_candidates})")
@@ -52,6 +52,13 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
         rows.append((prompt, images[:GRID_SIZE].cpu()))
     save_captioned_grid(rows, out_dir / "grid.png")
     return paths
+
+
+def sampling_of(module: TextToImageModule, cfg: DictConfig) -> SamplingConfig:
+    """The checkpoint's sampling settings with the ones the command gives (``sampling.guidance_scale=2``; null keeps
+    the checkpoint's)."""
+    given = {key: value for key, value in OmegaConf.to_container(cfg.sampling).items() if value is not None}
+    return SamplingConfig(**{**vars(module.sampling), **given})
 
 
 def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:
