@@ -28,6 +28,7 @@ from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.key_suggestions import run_with_key_suggestions
+from parti_exp.runtime.progress import tracked
 from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 from parti_exp.runtime.validation import require
@@ -60,7 +61,8 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
 
     written = []
-    for path, folder in zip(paths, output_folders(paths)):
+    for path, folder in tracked(zip(paths, output_folders(paths)), f"editing {len(paths)} images", len(paths) * cfg.n,
+                                per_item=cfg.n, unit="edits"):
         canvas, padded = pad_image(read_image(path, channels), pad, cfg.pad_value)
         requested = requested_mask(cfg.mask, *canvas.shape[-2:])
         # Both masks carried to the model's pixels by overlap; the requested one may be a mask image of its own size.

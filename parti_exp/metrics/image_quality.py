@@ -38,6 +38,7 @@ from parti_exp.metrics.prdc import NAMES as PRDC_NAMES
 from parti_exp.metrics.real_stats_cache import RealStatsCache
 from parti_exp.models.protocols import MakesImagesForMetrics
 from parti_exp.runtime.loggers import log_image
+from parti_exp.runtime.progress import progress
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require
@@ -175,9 +176,11 @@ class ImageQualityMetrics(Callback):
         else:
             rank_zero_info(f"metrics: extracting features of {len(images)} {name} images (once; cached in {path})")
             shard = images[rank::world]
-            for start in range(0, len(shard), self.batch_size):
-                batch = tensor_of(shard[start : start + self.batch_size])
-                self.metrics.update(batch.to(device), real=True)
+            with progress(f"metrics: features of the real {name} images", len(shard)) as advance:
+                for start in range(0, len(shard), self.batch_size):
+                    batch = tensor_of(shard[start : start + self.batch_size])
+                    self.metrics.update(batch.to(device), real=True)
+                    advance(len(batch))
             state = self.metrics.gathered_real_state()
             if strategy.is_global_zero:
                 cache.save(path, state)
@@ -207,13 +210,15 @@ class ImageQualityMetrics(Callback):
             raise RuntimeError(f"{type(self).__name__}.measure() called before prepare()")
         rank, world = rank_and_world(strategy)
         count = self.num_fake // world + (rank < self.num_fake % world)
-        for batch in generated_batches(model, count, self.batch_size, self.seed + rank, self.label_pool):
-            if tuple(batch.shape[1:]) != self.real_shape:
-                raise ValueError(
-                    f"the generator makes {tuple(batch.shape[1:])} images but the real {self.real_split} images are "
-                    f"{self.real_shape} (channels, height, width): the data config does not match the model"
-                )
-            self.metrics.update(batch, real=False)
+        with progress("metrics: generated images", count) as advance:
+            for batch in generated_batches(model, count, self.batch_size, self.seed + rank, self.label_pool):
+                if tuple(batch.shape[1:]) != self.real_shape:
+                    raise ValueError(
+                        f"the generator makes {tuple(batch.shape[1:])} images but the real {self.real_split} images "
+                        f"are {self.real_shape} (channels, height, width): the data config does not match the model"
+                    )
+                self.metrics.update(batch, real=False)
+                advance(len(batch))
         values = self.results(self.metrics)
         self.metrics.reset_generated()
         return values

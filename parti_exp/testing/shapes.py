@@ -63,3 +63,41 @@ def write_shapes_folder(root: Path, n: int = 600, size: int = 32, seed: int = 0,
         rows.append({"file_name": name, "text": [p.format(colour=colour, shape=shape) for p in PHRASINGS]})
     (root / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return root
+
+
+def _templates(height: int, width: int) -> dict[str, np.ndarray]:
+    """Each shape drawn to fill a ``height x width`` box, as the folder draws it: bool masks."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    y, x = (rows + 0.5) / height, (cols + 0.5) / width  # 0..1 across the box
+    return {
+        "circle": (2 * x - 1) ** 2 + (2 * y - 1) ** 2 <= 1,
+        "square": np.ones((height, width), dtype=bool),
+        "triangle": np.abs(2 * x - 1) <= y,  # apex at the top centre, base along the bottom
+    }
+
+
+def read_shape(image: np.ndarray) -> tuple[str, str] | None:
+    """The (colour, shape) a uint8 ``H x W x 3`` image of this folder's kind shows, or None when it shows no one
+    clear shape: too little ink, a colour far from every palette colour, or ink that overlaps no shape drawn in its
+    bounding box well (intersection over union below 0.6).
+
+    The colour is the palette colour nearest the mean of the non-white pixels; the shape is the one whose mask,
+    drawn to fill the ink's bounding box, overlaps the ink best."""
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    ink = (255 - pixels).max(axis=1) > 80
+    if ink.sum() < 0.02 * len(pixels):
+        return None
+    mean = pixels[ink].mean(axis=0)
+    names = list(COLOURS)
+    distances = [np.linalg.norm(mean - np.array(COLOURS[name])) for name in names]
+    if min(distances) > 70:
+        return None
+    mask = ink.reshape(image.shape[:2])
+    rows, cols = np.nonzero(mask)
+    box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    overlaps = {shape: (box & template).sum() / (box | template).sum()
+                for shape, template in _templates(*box.shape).items()}
+    shape = max(overlaps, key=overlaps.get)
+    if overlaps[shape] < 0.6:
+        return None
+    return names[int(np.argmin(distances))], shape
