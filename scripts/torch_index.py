@@ -5,9 +5,11 @@ default index's build: CUDA on Linux).
 
 ``auto`` (the Makefile's default) picks the CPU build only where it cannot take a GPU's place: no NVIDIA GPU is
 visible (no ``nvidia-smi -L`` that lists one, no ``/proc/driver/nvidia``) and the CPU index answers within 5 s (a
-machine that reaches only a mirror of PyPI keeps its usual install). The CPU build of torch is about 200 MB; the
-default one pulls the nvidia-* wheels with it, and the environment grows to about 6 GB. ``cpu`` and ``default``
-force the choice. Standard library only: it runs before the environment has anything in it.
+machine that reaches only a mirror of PyPI keeps its usual install). The CPU wheel of torch 2.13 is 192 MB and an
+environment with it 1.6 GB; the default build pulls the nvidia-* wheels with it, and the environment is 6.1 GB.
+torchvision comes from the same index: PyPI's torchvision is built against the CUDA torch and does not load with the
+CPU one. ``cpu`` and ``default`` force the choice. Standard library only: it runs before the environment has anything
+in it.
 """
 
 from __future__ import annotations
