@@ -186,7 +186,7 @@ def load_contrastive(path: str | Path, what: str = "scorer_ckpt") -> Contrastive
     try:
         path = checkpoint_file(path, what)
     except MissingInputError as error:
-        raise MissingInputError(f"{error}: the run directory (or its checkpoints/last.ckpt) of a "
+        raise MissingInputError(f"{error}; it must come from a "
                                 "`python -m parti_exp.train model=contrastive data=...` run") from None
     module, _ = module_from_checkpoint(read_checkpoint(path, what))
     if not isinstance(module, ContrastiveModule):

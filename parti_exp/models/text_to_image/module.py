@@ -44,7 +44,7 @@ def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
     try:
         path = checkpoint_file(path, "model.tokenizer_ckpt")
     except MissingInputError as error:
-        raise MissingInputError(f"{error}: the run directory (or its checkpoints/last.ckpt) of a "
+        raise MissingInputError(f"{error}; it must come from a "
                                 "`python -m parti_exp.train model=vqgan` run") from None
     net, net_cfg = load_net(path, "generator", key="model.tokenizer_ckpt")
     if not isinstance(net, ImageTokenizer):
