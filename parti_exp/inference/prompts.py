@@ -5,7 +5,9 @@ classifier of labelled data."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -15,9 +17,8 @@ from parti_exp.data.captions.labels import LabelCaptions
 from parti_exp.errors import ConfigError
 from parti_exp.inference.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.models.protocols import SamplesForPrompts
 from parti_exp.models.text_to_image.contrastive import load_contrastive
-from parti_exp.models.text_to_image.module import TextToImageModule
-from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.images import GRID_SIZE, save_captioned_grid, save_each
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.trust import trusting_checkpoints
@@ -37,10 +38,10 @@ def prompt_folder(prompt: str) -> str:
     return f"{name[:PROMPT_FOLDER_CHARS]}-{digest[:12]}"
 
 
-def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
+def sample_prompts(module: SamplesForPrompts, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
     """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
     prompts = list(cfg.prompts)
-    sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
+    sampling = sampling_settings(module, OmegaConf.to_container(cfg.sampling))
     scorer = reranking_scorer(module, train_cfg, cfg) if cfg.n_candidates > 1 else None
     if scorer is None and cfg.get("scorer_ckpt"):
         raise ConfigError(f"scorer_ckpt is for reranking: set n_candidates > 1 (got {cfg.n_candidates})")
@@ -54,7 +55,19 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
     return paths
 
 
-def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:
+def sampling_settings(module: SamplesForPrompts, overrides: Mapping) -> object:
+    """The module's sampling settings with ``overrides`` (the command's ``sampling=``) applied and checked; a key its
+    decoder does not have (``use_cache`` for a masked-token model, ``steps`` for Parti's) is named with the ones it
+    has."""
+    known = [field.name for field in dataclasses.fields(module.sampling)]
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ConfigError(f"sampling.{unknown[0]} is not a sampling setting of this {type(module).__name__} "
+                          f"checkpoint; its settings are {', '.join(known)}")
+    return dataclasses.replace(module.sampling, **overrides)
+
+
+def reranking_scorer(module: SamplesForPrompts, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:
     """The contrastive scorer of ``cfg.scorer_ckpt``, else the held-out digit classifier of labelled data."""
     if cfg.get("scorer_ckpt"):
         with trusting_checkpoints(cfg.trust_checkpoint):
