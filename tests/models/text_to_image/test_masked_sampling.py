@@ -207,3 +207,10 @@ def test_everything_kept_draws_nothing_and_the_model_mode_is_restored(text):
 def test_bad_settings_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
         MaskedSamplingConfig(**kw)
+
+
+def test_decoding_under_bf16_autocast(model, text):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tokens = sample(model, text, steps=4, guidance_scale=2.0, top_k=4, top_p=0.9)
+    assert tokens.shape == (3, N) and tokens.dtype == torch.long
+    assert 0 <= tokens.min() and tokens.max() < CODEBOOK

@@ -13,8 +13,8 @@ from PIL import Image
 from parti_exp.builders import build_datamodule, build_module
 from parti_exp.edit import edit
 from parti_exp.errors import ConfigError
-from parti_exp.inference.editing import edit_image
 from parti_exp.inference.edit_mask import requested_mask
+from parti_exp.inference.editing import edit_image
 from parti_exp.models.text_to_image.muse import MaskedTextToImageModule
 from parti_exp.models.text_to_image.token_model import ImageTokenModule
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
