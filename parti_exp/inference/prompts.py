@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from parti_exp.models.protocols import SamplesForPrompts
 from parti_exp.models.text_to_image.contrastive import load_contrastive
 from parti_exp.runtime.images import GRID_SIZE, save_captioned_grid, save_each
 from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.progress import progress
 from parti_exp.runtime.trust import trusting_checkpoints
 
 # Characters of a prompt kept in its folder's name: at most 4 bytes each in UTF-8, so the name stays under the
@@ -41,30 +41,34 @@ def prompt_folder(prompt: str) -> str:
 def sample_prompts(module: SamplesForPrompts, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
     """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
     prompts = list(cfg.prompts)
-    sampling = sampling_settings(module, OmegaConf.to_container(cfg.sampling))
+    sampling = sampling_of(module, cfg)
     scorer = reranking_scorer(module, train_cfg, cfg) if cfg.n_candidates > 1 else None
     if scorer is None and cfg.get("scorer_ckpt"):
         raise ConfigError(f"scorer_ckpt is for reranking: set n_candidates > 1 (got {cfg.n_candidates})")
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
     paths, rows = [], []
-    for prompt in prompts:
-        images, _ = sample_reranked(module, prompt, cfg.n, cfg.n_candidates, scorer, sampling, generator)
-        paths += save_each(images.cpu(), out_dir / prompt_folder(prompt))
-        rows.append((prompt, images[:GRID_SIZE].cpu()))
+    drawn = f" (each the best of {cfg.n_candidates})" if cfg.n_candidates > 1 else ""
+    with progress(f"sampling {len(prompts)} prompts{drawn}", len(prompts) * cfg.n) as advance:
+        for prompt in prompts:
+            images, _ = sample_reranked(module, prompt, cfg.n, cfg.n_candidates, scorer, sampling, generator)
+            paths += save_each(images.cpu(), out_dir / prompt_folder(prompt))
+            rows.append((prompt, images[:GRID_SIZE].cpu()))
+            advance(cfg.n)
     save_captioned_grid(rows, out_dir / "grid.png")
     return paths
 
 
-def sampling_settings(module: SamplesForPrompts, overrides: Mapping) -> object:
-    """The module's sampling settings with ``overrides`` (the command's ``sampling=``) applied and checked; a key its
-    decoder does not have (``use_cache`` for a masked-token model, ``steps`` for Parti's) is named with the ones it
-    has."""
+def sampling_of(module: SamplesForPrompts, cfg: DictConfig) -> object:
+    """The checkpoint's sampling settings with the ones the command gives (``sampling.guidance_scale=2``; null keeps
+    the checkpoint's), checked: a key this decoder does not have (``use_cache`` for a masked-token model, ``steps``
+    for Parti's) is named with the ones it has."""
+    given = {key: value for key, value in OmegaConf.to_container(cfg.sampling).items() if value is not None}
     known = [field.name for field in dataclasses.fields(module.sampling)]
-    unknown = sorted(set(overrides) - set(known))
+    unknown = sorted(set(given) - set(known))
     if unknown:
         raise ConfigError(f"sampling.{unknown[0]} is not a sampling setting of this {type(module).__name__} "
                           f"checkpoint; its settings are {', '.join(known)}")
-    return dataclasses.replace(module.sampling, **overrides)
+    return dataclasses.replace(module.sampling, **given)
 
 
 def reranking_scorer(module: SamplesForPrompts, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:

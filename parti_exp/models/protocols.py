@@ -132,6 +132,14 @@ class SamplesForPrompts(Protocol):
 
 
 @runtime_checkable
+class NamesItsValidationLoss(Protocol):
+    """A module that logs one validation loss, ``val/<loss_name>`` (``ce`` of model=parti, ``masked_ce`` of
+    model=muse): the best-checkpoint callback keeps the epoch where it is lowest."""
+
+    loss_name: str
+
+
+@runtime_checkable
 class FillsMaskedTokens(SamplesForPrompts, Protocol):
     """A text-to-image model over an image tokenizer's codes that can draw some codes while keeping the others
     (``python -m parti_exp.edit``): a raster-order decoder sees the kept codes before a drawn one, a masked-token

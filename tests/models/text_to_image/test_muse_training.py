@@ -45,6 +45,8 @@ def checkpoint(tmp_path_factory):
     run = train(compose_train(tmp, *MUSE, "trainer.max_epochs=1", "trainer.limit_train_batches=2", fast=False))
     assert 0 < float(run.metrics["train/masked_ce"]) and 0 < float(run.metrics["val/masked_ce"])
     assert (tmp / "run" / "samples" / "epoch_0000.png").is_file()
+    # The best checkpoint is named after this decoder's validation loss, val/masked_ce (parti's: best_val_ce.ckpt).
+    assert sorted(p.name for p in (tmp / "run" / "checkpoints").glob("best_val_*")) == ["best_val_masked_ce.ckpt"]
     return tmp / "run" / "checkpoints" / "last.ckpt"
 
 
@@ -86,13 +88,13 @@ def test_sample_writes_a_folder_per_prompt_with_its_own_sampling_settings(tmp_pa
     module, _ = module_from_checkpoint(read_checkpoint(checkpoint))
     assert isinstance(module, MaskedTextToImageModule) and module.sampling.steps == 3
     cfg = compose_sample(tmp_path, f"ckpt_path={checkpoint}", 'prompts=["a handwritten seven","the digit 2"]', "n=3",
-                         "n_candidates=2", "+sampling.steps=2", "+sampling.guidance_schedule=linear")
+                         "n_candidates=2", "sampling.steps=2", "sampling.guidance_schedule=linear")
     paths = sample(cfg, tmp_path / "out")
     assert sorted(p.parent.name for p in paths) == ["a_handwritten_seven"] * 3 + ["the_digit_2"] * 3
     assert Image.open(paths[0]).size == (16, 16)
     with pytest.raises(ConfigError, match="sampling.use_cache is not a sampling setting of this "
                                           "MaskedTextToImageModule checkpoint; its settings are steps, temperature"):
-        sample(compose_sample(tmp_path, f"ckpt_path={checkpoint}", "prompts=[a one]", "+sampling.use_cache=false"),
+        sample(compose_sample(tmp_path, f"ckpt_path={checkpoint}", "prompts=[a one]", "sampling.use_cache=false"),
                tmp_path / "bad")
 
 
