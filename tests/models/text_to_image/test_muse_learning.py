@@ -26,9 +26,11 @@ TOKENIZER = ["experiment=tokenizer_digits", "trainer.max_epochs=5", "model.gener
 RUN = ["experiment=muse_digits", "trainer.max_epochs=8", "metrics=none", "callbacks.caption_accuracy=null",
        "callbacks.prompt_grid=null", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 PER_CLASS = 20
-# Stricter judge's share of guided samples read as the prompted digit, seeds 42 and 1, with these runs.
-MEASURED = {}
-BOUND = 0.0
+# Stricter judge's share of guided samples read as the prompted digit, seeds 42 and 1, with these runs (unguided 0.500
+# and 0.165, untrained 0.025). Eight epochs sit on the steep part of the curve (the full preset reads 0.354 with the
+# callback's reader at epoch 10 and 0.978 at epoch 20), so the seeds differ widely; the bound is below the lower.
+MEASURED = {42: 0.725, 1: 0.245}
+BOUND = 0.15
 
 
 def caption_reads(module, guidance_scale: float) -> float:
