@@ -1,5 +1,5 @@
 """python -m parti_exp.edit ckpt_path=PATH image=PATH_OR_DIR mask=bottom prompt="a handwritten eight" n=8:
-text-guided inpainting and outpainting with a text-to-image checkpoint (model=parti).
+text-guided inpainting and outpainting with a text-to-image checkpoint (model=parti or model=muse).
 
 Each image is encoded by the checkpoint's image tokenizer; the codes of the masked token cells are sampled again
 for the prompt, the others kept (``parti_exp.inference.editing``). Writes ``<out_dir>/edits/<image name>/000.png ...``
@@ -22,7 +22,7 @@ from parti_exp.inference.edit_mask import cells_touched, pad_image, parse_pad, r
 from parti_exp.inference.edit_sheet import save_edit_sheet
 from parti_exp.inference.editing import RERANK_RULES, edit_image
 from parti_exp.inference.prompts import reranking_scorer, sampling_of
-from parti_exp.models.text_to_image.module import TextToImageModule
+from parti_exp.models.protocols import FillsMaskedTokens
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each
@@ -46,10 +46,10 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     paths = input_images(cfg.image)
     with trusting_checkpoints(cfg.trust_checkpoint):
         module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
-    if not isinstance(module, TextToImageModule):
+    if not isinstance(module, FillsMaskedTokens):
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} is a {type(module).__name__} checkpoint "
                           f"({train_cfg.model._target_}): editing needs a text-to-image checkpoint, the "
-                          "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")
+                          "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` (or model=muse) run")
     module = module.to(resolve_device(cfg.device))
     size, channels = int(train_cfg.data.img_size), int(train_cfg.data.channels)
     sampling = sampling_of(module, cfg)

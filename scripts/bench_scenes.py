@@ -44,8 +44,10 @@ class PixelJudges:
     """Reads a cell as a digit when both outside judges read it confidently as the same one (``read`` of a
     ``DigitReader``'s shape, so ``SceneReader`` can use it for the cells)."""
 
-    def __init__(self, fit: tuple[int, ...]) -> None:
-        self.judges = judges(fit)
+    def __init__(self, fit: tuple[int, ...], names: tuple[str, ...] = ("svm", "knn")) -> None:
+        """Fitted on ``load_digits()`` indices ``fit``; ``names``: the judges that must agree (one alone reads as that
+        judge does)."""
+        self.judges = [judge for judge in judges(fit) if judge.name in names]
 
     def read(self, images: torch.Tensor) -> torch.Tensor:
         grid = to_digit_grid(images.cpu())
@@ -67,6 +69,42 @@ def row(name: str, results: dict[str, float]) -> str:
             f"held out {results.get('scene_accuracy_heldout', float('nan')):5.3f} ({held})")
 
 
+def scene_readers(datamodule, data_dir: Path, device: torch.device) -> dict[str, SceneReader]:
+    """The training callback's reader and the outside pixel judges, by name."""
+    reader = load_scene_reader(datamodule.digits, data_dir / ".cache" / "metrics", device)
+    digits = datamodule.digits
+    outside = SceneReader(PixelJudges(data_module_train_split(digits.split_seed, digits.val_fraction)))
+    return {"callback reader": reader, "pixel judges": outside}
+
+
+def real_scene_rows(datamodule, readers: dict[str, SceneReader]) -> list[str]:
+    """The ceiling: each reader on the real validation scenes, as if they were samples of their own content."""
+    scenes = datamodule.scenes["val"]
+    real = to_signed_unit(torch.from_numpy(np.asarray(datamodule.load_split("val").images)))
+    truth = [ScenePrompt("", spec, bool(held)) for spec, held in zip(scenes.specs, scenes.held_out)]
+    return [row(f"real scenes, {kind}", score_scenes(truth, each.read(real))) for kind, each in readers.items()]
+
+
+def scene_results(
+    module, readers: dict[str, SceneReader], prompts: list[ScenePrompt], sampling, candidates: int, scorer,
+    per_prompt: int, seed: int,
+) -> tuple[dict[str, dict[str, float]], float]:
+    """Each reader's scene accuracies (and the stricter of them) of ``per_prompt`` samples per prompt, each the best
+    of ``candidates`` by ``scorer``; and the seconds it took."""
+    generator = torch.Generator(module.device).manual_seed(seed)
+    start = time.perf_counter()
+    read, repeated = {kind: [] for kind in readers}, []
+    for prompt in prompts:
+        images, _ = sample_reranked(module, prompt.text, per_prompt, candidates, scorer, sampling, generator)
+        for kind, each in readers.items():
+            read[kind].append(each.read(images))
+        repeated += [prompt] * per_prompt
+    seconds = time.perf_counter() - start
+    results = {kind: score_scenes(repeated, torch.cat(cells)) for kind, cells in read.items()}
+    results["stricter"] = stricter(*results.values())
+    return results, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", type=Path)
@@ -82,40 +120,24 @@ def main() -> None:
     scorer = ContrastiveScorer(load_contrastive(args.scorer)) if args.scorer else None
     datamodule = instantiate(cfg.data)
     datamodule.setup()
-    reader = load_scene_reader(datamodule.digits, args.data_dir / ".cache" / "metrics", module.device)
-    digits = datamodule.digits
-    outside = SceneReader(PixelJudges(data_module_train_split(digits.split_seed, digits.val_fraction)))
-    readers = {"callback reader": reader, "pixel judges": outside}
+    readers = scene_readers(datamodule, args.data_dir, module.device)
     prompts = datamodule.evaluation_prompts(5, 2, args.seed)
 
     print(f"{len(prompts)} prompts x {args.per_prompt} samples; categories: {', '.join(CATEGORIES)} "
           f"(held out: {', '.join(CATEGORIES[1:])})")
-    # The ceiling: the reader on the real validation scenes, as if they were samples of their own content.
-    scenes = datamodule.scenes["val"]
-    real = to_signed_unit(torch.from_numpy(np.asarray(datamodule.load_split("val").images)))
-    truth = [ScenePrompt("", spec, bool(held)) for spec, held in zip(scenes.specs, scenes.held_out)]
-    for kind, each in readers.items():
-        print(row(f"real scenes, {kind}", score_scenes(truth, each.read(real))))
+    for line in real_scene_rows(datamodule, readers):
+        print(line)
     for guidance in (float(value) for value in args.guidance.split(",")):
         sampling = dataclasses.replace(module.sampling, guidance_scale=guidance)
         for candidates in (int(value) for value in args.candidates.split(",")):
             if candidates > 1 and scorer is None:
                 continue
-            generator = torch.Generator(module.device).manual_seed(args.seed)
-            start = time.perf_counter()
-            read, repeated = {kind: [] for kind in readers}, []
-            for prompt in prompts:
-                images, _ = sample_reranked(module, prompt.text, args.per_prompt, candidates, scorer, sampling,
-                                            generator)
-                for kind, each in readers.items():
-                    read[kind].append(each.read(images))
-                repeated += [prompt] * args.per_prompt
-            seconds = time.perf_counter() - start
-            results = {kind: score_scenes(repeated, torch.cat(cells)) for kind, cells in read.items()}
+            results, seconds = scene_results(module, readers, prompts, sampling, candidates, scorer, args.per_prompt,
+                                             args.seed)
             name = f"guidance {guidance:g}, best of {candidates}"
             for kind, result in results.items():
-                print(row(f"{name}, {kind}", result), flush=True)
-            print(row(f"{name}, stricter", stricter(*results.values())) + f"  [{seconds:.0f} s]", flush=True)
+                print(row(f"{name}, {kind}", result) + (f"  [{seconds:.0f} s]" if kind == "stricter" else ""),
+                      flush=True)
 
 
 if __name__ == "__main__":

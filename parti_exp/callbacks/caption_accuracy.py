@@ -17,19 +17,18 @@ from parti_exp.data.captions.labels import Captioner, LabelCaptions
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.digit_reader import DigitReader
-from parti_exp.models.text_to_image.module import TextToImageModule
-from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.models.protocols import SamplesForPrompts
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.runtime.validation import require
 
 
 @torch.no_grad()
 def caption_accuracy(
-    model: TextToImageModule,
+    model: SamplesForPrompts,
     reader: DigitReader,
     captioner: Captioner,
     per_class: int,
-    sampling: SamplingConfig,
+    sampling: object,
     seed: int = 0,
     batch_size: int = 200,
 ) -> float:

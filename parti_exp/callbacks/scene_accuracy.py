@@ -22,8 +22,7 @@ from parti_exp.data.captions.digit_scenes import DigitScenesDataModule
 from parti_exp.data.captions.scene_spec import CATEGORIES, ScenePrompt
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
-from parti_exp.models.text_to_image.module import TextToImageModule
-from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.models.protocols import SamplesForPrompts
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.runtime.validation import require
 
@@ -48,11 +47,11 @@ def score_scenes(prompts: list[ScenePrompt], read: torch.Tensor) -> dict[str, fl
 
 @torch.no_grad()
 def scene_accuracy(
-    model: TextToImageModule,
+    model: SamplesForPrompts,
     reader: SceneReader,
     prompts: list[ScenePrompt],
     per_prompt: int,
-    sampling: SamplingConfig,
+    sampling: object,
     seed: int = 0,
     batch_size: int = 200,
 ) -> dict[str, float]:

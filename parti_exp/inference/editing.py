@@ -1,15 +1,20 @@
-"""Text-guided editing (inpainting, outpainting) with the text-to-image model: sampling with the kept codes forced.
+"""Text-guided editing (inpainting, outpainting) with a text-to-image model: sampling with the kept codes forced.
 
-The image's codes outside the mask are *kept*: fed to the decoder as they are, never sampled. The masked codes are
-sampled in raster order, each conditioned on the prompt and on every code before it (kept or sampled), with the KV
-cache and classifier-free guidance of ordinary sampling (``sample_image_tokens`` with ``forced`` and ``keep``).
+The image's codes outside the mask are *kept*, never drawn; the masked codes are drawn for the prompt with the
+guidance of ordinary sampling, by whichever decoder the checkpoint has (``FillsMaskedTokens``):
+
+- ``model=parti`` draws them in raster order, each conditioned on the prompt and on every code before it (kept or
+  drawn), with the KV cache. It cannot see the kept codes *after* a masked one (below or right of it), so a
+  candidate may contradict them.
+- ``model=muse`` starts from the kept codes with ``[MASK]`` in the hole and fills it in its parallel steps: every
+  drawn code sees all kept codes around the hole.
+
 The decoded image then gets the tokenizer's reconstruction of the input pasted back outside the mask, so the kept
-pixels are exactly the reconstruction: the decoder's convolutions would otherwise let new codes change kept
-pixels near the mask's edge.
+pixels are exactly the reconstruction: the decoder's convolutions would otherwise let new codes change kept pixels
+near the mask's edge.
 
-A raster-order model cannot see the kept codes *after* a masked one (below or right of it), so a candidate may
-contradict them. Reranking (``n_candidates`` > 1) draws several candidates per edit and keeps the one that ranks
-best by two criteria:
+Reranking (``n_candidates`` > 1) draws several candidates per edit and keeps the one that ranks best by two
+criteria:
 
 - the scorer: how well the candidate shows the prompt (``rerank.py``: the held-out digit classifier or the
   contrastive scorer), higher is better;
@@ -30,8 +35,7 @@ import torch
 
 from parti_exp.inference.edit_mask import cells_touched
 from parti_exp.inference.rerank import Scorer
-from parti_exp.models.text_to_image.module import TextToImageModule
-from parti_exp.models.text_to_image.sampling import SamplingConfig
+from parti_exp.models.protocols import FillsMaskedTokens
 
 RERANK_RULES = ("both", "scorer", "agreement")
 
@@ -76,7 +80,7 @@ def choose(scores: torch.Tensor | None, errors: torch.Tensor, rule: str) -> torc
 
 @torch.no_grad()
 def edit_image(
-    module: TextToImageModule,
+    module: FillsMaskedTokens,
     image: torch.Tensor,
     mask: torch.Tensor,
     prompt: str,
@@ -84,7 +88,7 @@ def edit_image(
     n_candidates: int = 1,
     scorer: Scorer | None = None,
     rerank: str = "both",
-    sampling: SamplingConfig | None = None,
+    sampling: object = None,
     generator: torch.Generator | None = None,
 ) -> Edits:
     """``n`` edits of ``image`` (``1 x C x H x W`` in [-1, 1], the model's size) that redraw ``mask`` (``H x W``
@@ -93,8 +97,7 @@ def edit_image(
         raise ValueError(f"n and n_candidates must be >= 1, got {n} and {n_candidates}")
     image = image.to(module.device)
     codes = module.image_codes(image)  # 1 x N
-    grid = tuple(module.image_tokenizer.token_grid)
-    keep = ~cells_touched(mask, grid).flatten().to(module.device)
+    keep = ~cells_touched(mask, module.token_grid).flatten().to(module.device)
     reconstruction = module.decode_codes(codes)
     rows = n * n_candidates
     decoded = module.sample_images([prompt] * rows, sampling, generator, codes.expand(rows, -1),

@@ -5,6 +5,7 @@ classifier of labelled data."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -15,9 +16,8 @@ from parti_exp.data.captions.labels import LabelCaptions
 from parti_exp.errors import ConfigError
 from parti_exp.inference.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.models.protocols import SamplesForPrompts
 from parti_exp.models.text_to_image.contrastive import load_contrastive
-from parti_exp.models.text_to_image.module import TextToImageModule
-from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.images import GRID_SIZE, save_captioned_grid, save_each
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.progress import progress
@@ -38,7 +38,7 @@ def prompt_folder(prompt: str) -> str:
     return f"{name[:PROMPT_FOLDER_CHARS]}-{digest[:12]}"
 
 
-def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
+def sample_prompts(module: SamplesForPrompts, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
     """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
     prompts = list(cfg.prompts)
     sampling = sampling_of(module, cfg)
@@ -58,14 +58,20 @@ def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictCo
     return paths
 
 
-def sampling_of(module: TextToImageModule, cfg: DictConfig) -> SamplingConfig:
+def sampling_of(module: SamplesForPrompts, cfg: DictConfig) -> object:
     """The checkpoint's sampling settings with the ones the command gives (``sampling.guidance_scale=2``; null keeps
-    the checkpoint's)."""
+    the checkpoint's), checked: a key this decoder does not have (``use_cache`` for a masked-token model, ``steps``
+    for Parti's) is named with the ones it has."""
     given = {key: value for key, value in OmegaConf.to_container(cfg.sampling).items() if value is not None}
-    return SamplingConfig(**{**vars(module.sampling), **given})
+    known = [field.name for field in dataclasses.fields(module.sampling)]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(f"sampling.{unknown[0]} is not a sampling setting of this {type(module).__name__} "
+                          f"checkpoint; its settings are {', '.join(known)}")
+    return dataclasses.replace(module.sampling, **given)
 
 
-def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:
+def reranking_scorer(module: SamplesForPrompts, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:
     """The contrastive scorer of ``cfg.scorer_ckpt``, else the held-out digit classifier of labelled data."""
     if cfg.get("scorer_ckpt"):
         with trusting_checkpoints(cfg.trust_checkpoint):

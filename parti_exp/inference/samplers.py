@@ -29,7 +29,7 @@ class Sampler:
 
     def check(self, module: LightningModule, cfg: DictConfig) -> None:
         if cfg.get("prompts") is not None and not self.takes_prompts:
-            raise ConfigError(f"prompts= needs a text-to-image checkpoint (model=parti); {cfg.ckpt_path} is a "
+            raise ConfigError(f"prompts= needs a text-to-image checkpoint (model=parti or muse); {cfg.ckpt_path} is a "
                               f"{type(module).__name__}")
 
     def sample(
@@ -66,7 +66,8 @@ class LatentSampler(Sampler):
 
 
 class PromptSampler(Sampler):
-    """The text-to-image model: ``n`` images per prompt, reranked with ``n_candidates > 1``."""
+    """The text-to-image models (either decoder, ``SamplesForPrompts``): ``n`` images per prompt, reranked with
+    ``n_candidates > 1``."""
 
     takes_prompts = True
 
@@ -106,7 +107,7 @@ SAMPLERS: dict[str, Sampler] = {
     "text_to_image": PromptSampler(),
     "vqgan": DrawsNothing(
         "{ckpt_path} is a {module} checkpoint (model=vqgan: an image tokenizer): it reconstructs images, it does not "
-        "sample them; train model=parti with model.tokenizer_ckpt pointing at it"
+        "sample them; train model=parti or model=muse with model.tokenizer_ckpt pointing at it"
     ),
     "contrastive": DrawsNothing(
         "{ckpt_path} is a contrastive scorer (model=contrastive): it scores images, it does not make them; pass it "

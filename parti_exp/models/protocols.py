@@ -110,6 +110,66 @@ class TruncatesLatents(Protocol):
         ...
 
 
+@runtime_checkable
+class SamplesForPrompts(Protocol):
+    """A text-to-image model (``model=parti``, ``model=muse``): images for any prompts. What ``python -m
+    parti_exp.sample prompts=...``, reranking and the caption accuracy, scene accuracy, CLIP-score and prompt-grid
+    callbacks ask of it, whatever its decoder."""
+
+    device: torch.device
+    # The model's own sampling settings: a dataclass whose ``guidance_scale`` of 1 is the conditional model, so
+    # ``dataclasses.replace(sampling, guidance_scale=1.0)`` samples unguided with any decoder.
+    sampling: Any
+
+    def use_captions(self, source: Any) -> None:
+        """Caption with the data's caption source (the labels' captions for the metrics)."""
+
+    def sample_images(
+        self, captions: list[str], sampling: Any = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One image in [-1, 1] per caption, drawn with ``sampling`` (None: the model's) from ``generator``."""
+        ...
+
+
+@runtime_checkable
+class NamesItsValidationLoss(Protocol):
+    """A module that logs one validation loss, ``val/<loss_name>`` (``ce`` of model=parti, ``masked_ce`` of
+    model=muse): the best-checkpoint callback keeps the epoch where it is lowest."""
+
+    loss_name: str
+
+
+@runtime_checkable
+class FillsMaskedTokens(SamplesForPrompts, Protocol):
+    """A text-to-image model over an image tokenizer's codes that can draw some codes while keeping the others
+    (``python -m parti_exp.edit``): a raster-order decoder sees the kept codes before a drawn one, a masked-token
+    decoder all of them."""
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        """``(h, w)``: an image is ``h * w`` codes in raster order."""
+        ...
+
+    def image_codes(self, images: torch.Tensor) -> torch.Tensor:
+        """``B x N`` codes of images in [-1, 1]."""
+        ...
+
+    def decode_codes(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] of ``B x N`` codes."""
+        ...
+
+    def sample_images(
+        self,
+        captions: list[str],
+        sampling: Any = None,
+        generator: torch.Generator | None = None,
+        forced: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """As ``SamplesForPrompts``; with ``forced`` codes (``B x N``) kept where ``keep`` (``B x N`` bool) is set."""
+        ...
+
+
 # --- What a module asks of the nets it trains (``parti_exp.nets``) --------------------------------------------------
 # Unconditional nets ignore ``labels``; the training loop always passes them, so a conditional net needs no change
 # to the loop.

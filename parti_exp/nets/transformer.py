@@ -120,8 +120,13 @@ class EncoderBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> None:
+    """Self-attention over the image tokens, cross-attention to the encoded caption, MLP; pre-norm residuals. The
+    self-attention is causal in Parti's decoder and bidirectional in the masked-token model
+    (``parti_exp.nets.masked_transformer``), which shares the block."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float, causal: bool = True) -> None:
         super().__init__()
+        self.causal = causal
         self.norm_self = nn.LayerNorm(dim)
         self.self_attn = Attention(dim, heads, dropout)
         self.norm_cross = nn.LayerNorm(dim)
@@ -138,12 +143,13 @@ class DecoderBlock(nn.Module):
         cache: KVCache | None = None,
         layer: int = 0,
     ) -> torch.Tensor:
-        """Without ``cache``, ``x`` is the whole sequence, attended causally. With it, ``x`` is the newest
-        position alone: its key and value join the cache, and every cached position is in its past."""
+        """Without ``cache``, ``x`` is the whole sequence, attended causally (or every position to every other in a
+        bidirectional block). With it, ``x`` is the newest position alone: its key and value join the cache, and
+        every cached position is in its past."""
         h = self.norm_self(x)
         key, value = self.self_attn.keys_values(h)
         if cache is None:
-            x = x + self.drop(self.self_attn.attend(h, key, value, is_causal=True))
+            x = x + self.drop(self.self_attn.attend(h, key, value, is_causal=self.causal))
         else:
             x = x + self.drop(self.self_attn.attend(h, *cache.append(layer, key, value)))
         x = x + self.drop(self.cross_attn.attend(self.norm_cross(x), *cross_kv, attn_mask=padding))
@@ -153,6 +159,28 @@ class DecoderBlock(nn.Module):
 def check_sizes(owner: str, positive: dict[str, float]) -> None:
     for name, value in positive.items():
         require(value > 0, f"{owner}: {name}", f"must be > 0, got {value}")
+
+
+def checked_grid(owner: str, token_grid: tuple[int, int]) -> tuple[int, int]:
+    require(len(token_grid) == 2 and min(token_grid) > 0, f"{owner}: token_grid",
+            f"must be (h, w) with h, w > 0, got {token_grid}")
+    return int(token_grid[0]), int(token_grid[1])
+
+
+def init_small(net: nn.Module) -> None:
+    """Small weights keep the residual stream near its embeddings at the start, so early logits are near uniform and
+    the first steps of training are stable."""
+    for module in net.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def grid_positions(row_pos: nn.Embedding, col_pos: nn.Embedding) -> torch.Tensor:
+    """``(h * w) x dim``: row embedding + column embedding of each raster position of an ``h x w`` token grid."""
+    rows, cols = row_pos.weight, col_pos.weight
+    return (rows[:, None, :] + cols[None, :, :]).reshape(len(rows) * len(cols), -1)
 
 
 class TextEncoder(nn.Module):
@@ -218,11 +246,9 @@ class TextToImageTransformer(TextEncoder):
     ) -> None:
         check_sizes(type(self).__name__, {"codebook_size": codebook_size, "encoder_depth": encoder_depth,
                                           "decoder_depth": decoder_depth})
-        require(len(token_grid) == 2 and min(token_grid) > 0, "TextToImageTransformer: token_grid",
-                f"must be (h, w) with h, w > 0, got {token_grid}")
         super().__init__(text_vocab_size, max_text_len, dim, encoder_depth, heads, mlp_ratio, dropout)
         self.codebook_size = codebook_size
-        self.token_grid = (int(token_grid[0]), int(token_grid[1]))
+        self.token_grid = checked_grid(type(self).__name__, token_grid)
         self.num_image_tokens = self.token_grid[0] * self.token_grid[1]
 
         self.image_embed = nn.Embedding(codebook_size, dim)
@@ -235,27 +261,15 @@ class TextToImageTransformer(TextEncoder):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Small weights keep the residual stream near its embeddings at the start, so early logits are near
-        # uniform and the first steps of training are stable.
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+        init_small(self)
         nn.init.normal_(self.bos, std=0.02)
-
-    def image_positions(self, device: torch.device) -> torch.Tensor:
-        """``N x dim``: row embedding + column embedding of each raster position."""
-        rows = self.row_pos(torch.arange(self.token_grid[0], device=device))
-        cols = self.col_pos(torch.arange(self.token_grid[1], device=device))
-        return (rows[:, None, :] + cols[None, :, :]).reshape(self.num_image_tokens, -1)
 
     def decoder_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[BOS] + tokens`` embedded, ``B x (t + 1) x dim``. Input ``i`` carries the position embedding of
         the token it predicts (position ``i``), so the decoder knows where on the grid the next token lies."""
         bos = self.bos.expand(tokens.shape[0], 1, -1)
         x = torch.cat([bos, self.image_embed(tokens)], dim=1)
-        return self.drop(x + self.image_positions(tokens.device)[: x.shape[1]])
+        return self.drop(x + grid_positions(self.row_pos, self.col_pos)[: x.shape[1]])
 
     def decode(self, x: torch.Tensor, memory: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """Causal decoder over the whole embedded sequence ``x``; returns the normed hidden states."""

@@ -12,10 +12,10 @@ from parti_exp import CONF_DIR
 from parti_exp.builders import build_module
 from parti_exp.models.gan.module import AdversarialModule
 
-# Every adversarial model; model=parti is a Transformer over a trained tokenizer, model=contrastive a scorer and
-# model=vae a likelihood model, with no loss group (tests/models/text_to_image/ and tests/models/vae/ build them).
-# `_gan` and `_text_tokenizer` are bases models inherit, not models.
-NOT_ADVERSARIAL = ("parti", "contrastive", "vae")
+# Every adversarial model; model=parti and model=muse are Transformers over a trained tokenizer, model=contrastive a
+# scorer and model=vae a likelihood model, with no loss group (tests/models/text_to_image/ and tests/models/vae/ build
+# them). `_gan`, `_text_tokenizer` and `_text_to_image` are bases models inherit, not models.
+NOT_ADVERSARIAL = ("parti", "muse", "contrastive", "vae")
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("[!_]*.yaml") if p.stem not in NOT_ADVERSARIAL)
 LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
 LOSS_CLASS = {
@@ -179,9 +179,10 @@ def test_gpu_trainer_without_gpu_says_what_to_use_instead(cfg_factory):
         ("coco", None),
     ],
 )
-def test_a_text_to_image_run_reads_its_samples_back_where_its_data_allows(tmp_path, data, reader):
-    # Chosen by composition (conf/model_data/parti_<data>.yaml), not by the callbacks looking at the data.
-    cfg = compose_train(tmp_path, "model=parti", f"data={data}", "model.tokenizer_ckpt=unused.ckpt", fast=False)
+@pytest.mark.parametrize("model", ["parti", "muse"])
+def test_a_text_to_image_run_reads_its_samples_back_where_its_data_allows(tmp_path, model, data, reader):
+    # Chosen by composition (conf/model_data/<model>_<data>.yaml), not by the callbacks looking at the data.
+    cfg = compose_train(tmp_path, f"model={model}", f"data={data}", "model.tokenizer_ckpt=unused.ckpt", fast=False)
     readers = {"caption_accuracy", "scene_accuracy"} & set(cfg.callbacks)
     assert readers == ({reader} if reader else set())
     assert {"model_checkpoint", "prompt_grid", "text_image_metrics"} <= set(cfg.callbacks)

@@ -65,7 +65,7 @@ def test_an_old_text_to_image_checkpoint_samples_on_its_own(tmp_path, monkeypatc
     def no_tokenizer_file(*args):
         raise AssertionError("the text-to-image checkpoint must not read its tokenizer's own checkpoint")
 
-    monkeypatch.setattr("parti_exp.models.text_to_image.module.load_net", no_tokenizer_file)
+    monkeypatch.setattr("parti_exp.models.text_to_image.token_model.load_net", no_tokenizer_file)
     module, cfg = module_from_checkpoint(read_checkpoint(OLD_PARTI))
     assert isinstance(module, TextToImageModule) and cfg.model.image_tokenizer.startswith("_target_: ")
     paths = sample(compose_sample(tmp_path, f"ckpt_path={OLD_PARTI}", "prompts=[a handwritten seven]", "n=2"),

@@ -18,8 +18,9 @@ def test_a_mistyped_key_gets_the_nearest_keys_of_the_config_the_groups_compose()
                         "trainer.min_epochs or trainer.max_steps?")
     assert lines[1].startswith("model.generator.widht is not a key of this config: did you mean model.generator.width")
     assert len(lines) == 2  # a key that exists, and one added with +, get nothing
+    # Both decoders' sampling keys are sample's (guidance_schedule is model=muse's).
     assert unknown_key_suggestions("sample", ["sampling.guidance=2"])[0].endswith(
-        "did you mean sampling.guidance_scale?")
+        "did you mean sampling.guidance_scale or sampling.guidance_schedule?")
 
 
 def test_the_suggestions_follow_the_error_that_ends_the_command(monkeypatch, capsys):

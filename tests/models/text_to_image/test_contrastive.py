@@ -192,7 +192,8 @@ def test_the_checkpoint_scores_on_its_own_as_the_trained_module_did(scorer_run):
 
 
 def test_load_contrastive_names_a_missing_or_foreign_checkpoint(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"scorer_ckpt=/nowhere.ckpt does not exist; give a .ckpt file or a run directory.*model=contrastive"):
+    missing = r"scorer_ckpt=/nowhere.ckpt does not exist; give a .ckpt file or a run directory.*model=contrastive"
+    with pytest.raises(FileNotFoundError, match=missing):
         load_contrastive("/nowhere.ckpt")
     train(compose_train(tmp_path, "trainer.limit_train_batches=1", "trainer.limit_val_batches=1"))
     with pytest.raises(ValueError, match=r"holds a GANModule, not a contrastive scorer"):

@@ -136,7 +136,8 @@ def test_caption_accuracy_counts_the_samples_read_as_the_captioned_class(tmp_pat
 
 
 def test_a_missing_or_wrong_tokenizer_checkpoint_is_named(tmp_path, tokenizer_ckpt):
-    expected = r"model.tokenizer_ckpt=/nowhere.ckpt does not exist; give a .ckpt file or a run directory .*model=vqgan` run"
+    expected = (r"model.tokenizer_ckpt=/nowhere.ckpt does not exist; give a .ckpt file or a run directory "
+                r".*model=vqgan` run")
     with pytest.raises(FileNotFoundError, match=expected):
         build_module(compose_train(tmp_path, *PARTI, "model.tokenizer_ckpt=/nowhere.ckpt", fast=False))
     dcgan_run = tmp_path / "dcgan"
