@@ -1,6 +1,9 @@
 """python -m parti_exp.evaluate ckpt_path=PATH | real_dir=A fake_dir=B: FID / IS / KID, precision / recall /
 density / coverage, printed and in metrics.json; for a model with a likelihood bound (the VAE), also its bits per
-dimension on the data's validation split (``bpd``, and ``bpd_iw``: the importance-weighted bound)."""
+dimension on the data's validation split (``bpd``, and ``bpd_iw``: the importance-weighted bound).
+
+python -m parti_exp.evaluate outputs_dir=A targets_dir=B: PSNR and SSIM of each output against the target of the
+same file name (``parti_exp.metrics.psnr_ssim``), averaged over the images."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from parti_exp.inference.samplers import sampler_for
 from parti_exp.metrics.bits_per_dim import held_out_bits_per_dim
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.image_quality import ImageQualityMetrics
+from parti_exp.metrics.psnr_ssim import folder_psnr_ssim
 from parti_exp.models.protocols import BoundsLikelihood, MakesImagesForMetrics
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
@@ -112,14 +116,23 @@ def evaluate(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> d
     """Compute the metrics for ``cfg.ckpt_path`` or for ``cfg.real_dir`` vs ``cfg.fake_dir``; write
     ``out_dir/metrics.json`` and return its content. ``overrides``: what was typed on the command line."""
     folders = cfg.real_dir is not None or cfg.fake_dir is not None
-    if folders == (cfg.ckpt_path is not None) or (folders and (cfg.real_dir is None or cfg.fake_dir is None)):
+    pairs = cfg.get("outputs_dir") is not None or cfg.get("targets_dir") is not None
+    chosen = sum([folders, pairs, cfg.ckpt_path is not None])
+    incomplete = (folders and (cfg.real_dir is None or cfg.fake_dir is None)) or (
+        pairs and (cfg.outputs_dir is None or cfg.targets_dir is None))
+    if chosen != 1 or incomplete:
         raise ConfigError(
-            "give either ckpt_path=PATH (a training checkpoint) or both real_dir=DIR and fake_dir=DIR (image folders); "
-            f"got ckpt_path={cfg.ckpt_path}, real_dir={cfg.real_dir}, fake_dir={cfg.fake_dir}"
+            "give either ckpt_path=PATH (a training checkpoint), both real_dir=DIR and fake_dir=DIR (image folders), "
+            "or both outputs_dir=DIR and targets_dir=DIR (outputs and their targets by file name: PSNR, SSIM); got "
+            f"ckpt_path={cfg.ckpt_path}, real_dir={cfg.real_dir}, fake_dir={cfg.fake_dir}, "
+            f"outputs_dir={cfg.get('outputs_dir')}, targets_dir={cfg.get('targets_dir')}"
         )
     # The checkpoint and the feature extractor's weights load as data unless the user typed trust_checkpoint=true.
     with trusting_checkpoints(cfg.trust_checkpoint):
-        result = evaluate_folders(cfg) if folders else evaluate_checkpoint(cfg, overrides)
+        if pairs:
+            result = folder_psnr_ssim(cfg.outputs_dir, cfg.targets_dir)
+        else:
+            result = evaluate_folders(cfg) if folders else evaluate_checkpoint(cfg, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -132,7 +145,10 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(hydra_cfg.runtime.output_dir)
     with job_log():
         result = evaluate(cfg, out_dir, overrides=hydra_cfg.overrides.task)
-    print(f"{result['fake']} ({result['num_fake']} images) vs {result['real']} ({result['num_real']} images):")
+    if "num_pairs" in result:
+        print(f"{result['outputs']} vs {result['targets']} ({result['num_pairs']} images by file name):")
+    else:
+        print(f"{result['fake']} ({result['num_fake']} images) vs {result['real']} ({result['num_real']} images):")
     for key, value in result.items():
         if isinstance(value, float):
             print(f"  {key:12s} {value:.6g}")

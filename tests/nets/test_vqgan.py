@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from parti_exp.nets.vqgan import PatchDiscriminator, VQGANAutoencoder
+from parti_exp.nets.patchgan import PatchDiscriminator
+from parti_exp.nets.vqgan import VQGANAutoencoder
 
 
 @pytest.mark.parametrize("img_size", [16, 32])
