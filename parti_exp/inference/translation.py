@@ -41,9 +41,9 @@ def check_translator(module: LightningModule, cfg: DictConfig, train_cfg: DictCo
     return module
 
 
-def describe_size(task: TranslationTask) -> str:
-    """The model's input size in words."""
-    what = f"{task.input_size} x {task.input_size} px"
+def input_size_words(task: TranslationTask) -> str:
+    """The model's input size in words, with where it comes from when it is not the image size."""
+    what = f"{task.input_size} x {task.input_size} px inputs"
     if task.upscale > 1:
         what += f" (task={task.name}: its {task.img_size} px images down-sampled {task.upscale} times)"
     return what
@@ -56,7 +56,7 @@ def read_input(path: Path, task: TranslationTask) -> torch.Tensor:
     size = task.input_size
     if tuple(image.shape[-2:]) != (size, size):
         raise ConfigError(f"image {path} is {image.shape[-1]} x {image.shape[-2]} px; the model takes "
-                          f"{describe_size(task)} inputs: give images at that size, they are not resized")
+                          f"{input_size_words(task)}: give images at that size, they are not resized")
     return image.float() / 127.5 - 1
 
 
