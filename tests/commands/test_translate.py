@@ -153,7 +153,8 @@ def test_a_gan_checkpoint_is_refused_in_one_message(checkpoints, tmp_path):
     result = run_entry_point("parti_exp.translate", f"ckpt_path={checkpoints['gan']}", f"image={tmp_path / 'in'}",
                              f"hydra.run.dir={tmp_path / 'hydra'}", check=False)
     assert result.returncode == 1
-    assert "is a GANModule checkpoint (parti_exp.models.gan.module.GANModule), which translates nothing" in result.stderr
+    refusal = "is a GANModule checkpoint (parti_exp.models.gan.module.GANModule), which translates nothing"
+    assert refusal in result.stderr
     assert "Traceback" not in result.stderr
 
 
