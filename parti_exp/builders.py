@@ -8,16 +8,17 @@ from typing import Callable
 import torch
 from hydra._internal.utils import _locate
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from parti_exp.callbacks.config_in_checkpoint import ConfigInCheckpoint
 from parti_exp.callbacks.cpu_threads import CpuThreads
+from parti_exp.callbacks.log_position import LogPositionInCheckpoint
 from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
 from parti_exp.models.protocols import CompilesNets
 from parti_exp.runtime.instantiate import instantiate
-from parti_exp.runtime.loggers import wandb_logger_kwargs
+from parti_exp.runtime.loggers import LogPosition, ResumableCSVLogger, wandb_logger_kwargs
 from parti_exp.runtime.wandb_preflight import start_run, wandb_offline
 
 
@@ -41,17 +42,20 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     if cfg.get("metrics") and "_target_" in cfg.metrics:
         callbacks.append(instantiate(cfg.metrics, _convert_="all"))
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    callbacks.append(LogPositionInCheckpoint())
     return callbacks
 
 
-def build_wandb_logger(logger_cfg: DictConfig) -> WandbLogger:
+def build_wandb_logger(logger_cfg: DictConfig, resumed: LogPosition | None = None) -> WandbLogger:
     """The W&B logger, checked and started: a job that cannot log online fails here, before any data is decoded
-    (or logs offline with ``fallback_offline``)."""
+    (or logs offline with ``fallback_offline``). A resumed run continues the W&B run of its checkpoint."""
     logger_cfg = logger_cfg.copy()
     with open_dict(logger_cfg):
         # Ours, not a WandbLogger argument (its unknown keywords would go to wandb.init).
         fallback_offline = logger_cfg.pop("fallback_offline", False)
     extra = wandb_logger_kwargs(logger_cfg)
+    if resumed is not None and resumed.wandb_id and not logger_cfg.get("id"):
+        extra.update(id=resumed.wandb_id, resume="allow")
     if wandb_offline(logger_cfg.get("offline", False), fallback_offline):
         # Also told to wandb.init directly: the check may have started W&B's session, which then ignores the
         # WANDB_MODE variable that WandbLogger(offline=True) sets.
@@ -61,11 +65,30 @@ def build_wandb_logger(logger_cfg: DictConfig) -> WandbLogger:
     return logger
 
 
-# Loggers that need more than instantiate, by the Lightning class they are or derive from.
-LOGGER_BUILDERS: dict[type[Logger], Callable[[DictConfig], Logger]] = {WandbLogger: build_wandb_logger}
+def build_csv_logger(logger_cfg: DictConfig, resumed: LogPosition | None = None) -> ResumableCSVLogger:
+    """The CSV logger; a resumed run's keeps the rows its checkpoint had logged and appends to them."""
+    logger = instantiate(logger_cfg)
+    if resumed is not None:
+        logger.continue_from(resumed)
+    return logger
 
 
-def build_logger(logger_cfg: DictConfig) -> Logger:
+def build_tensorboard_logger(logger_cfg: DictConfig, resumed: LogPosition | None = None) -> TensorBoardLogger:
+    """The TensorBoard logger; a resumed run's purges the events logged after its checkpoint's step, which the run
+    logs again."""
+    extra = {} if resumed is None else {"purge_step": resumed.step + 1}
+    return instantiate(logger_cfg, **extra)
+
+
+# Loggers that need more than instantiate, by the class they are or derive from.
+LOGGER_BUILDERS: dict[type[Logger], Callable[[DictConfig, LogPosition | None], Logger]] = {
+    WandbLogger: build_wandb_logger,
+    ResumableCSVLogger: build_csv_logger,
+    TensorBoardLogger: build_tensorboard_logger,
+}
+
+
+def build_logger(logger_cfg: DictConfig, resumed: LogPosition | None = None) -> Logger:
     try:
         # The resolver instantiate itself uses, so the class is the one that would be built.
         logger_class = _locate(logger_cfg._target_)
@@ -73,12 +96,13 @@ def build_logger(logger_cfg: DictConfig) -> Logger:
         logger_class = None  # instantiate below says what is wrong with the _target_
     for base, build in LOGGER_BUILDERS.items():
         if isinstance(logger_class, type) and issubclass(logger_class, base):
-            return build(logger_cfg)
+            return build(logger_cfg, resumed)
     return instantiate(logger_cfg)
 
 
-def build_loggers(cfg: DictConfig) -> list[Logger]:
-    return [build_logger(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+def build_loggers(cfg: DictConfig, resumed: LogPosition | None = None) -> list[Logger]:
+    """The config's loggers; ``resumed``: where the logs stood at the checkpoint a resumed run starts from."""
+    return [build_logger(c, resumed) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:

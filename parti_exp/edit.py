@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
@@ -21,13 +21,15 @@ from parti_exp.inference.edit_inputs import input_images, output_folders, read_i
 from parti_exp.inference.edit_mask import cells_touched, pad_image, parse_pad, requested_mask
 from parti_exp.inference.edit_sheet import save_edit_sheet
 from parti_exp.inference.editing import RERANK_RULES, edit_image
-from parti_exp.inference.prompts import reranking_scorer
+from parti_exp.inference.prompts import reranking_scorer, sampling_of
 from parti_exp.models.text_to_image.module import TextToImageModule
-from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.key_suggestions import run_with_key_suggestions
+from parti_exp.runtime.progress import tracked
+from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 from parti_exp.runtime.validation import require
 
@@ -50,7 +52,7 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
                           "checkpoints/last.ckpt of a `python -m parti_exp.train model=parti` run")
     module = module.to(resolve_device(cfg.device))
     size, channels = int(train_cfg.data.img_size), int(train_cfg.data.channels)
-    sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
+    sampling = sampling_of(module, cfg)
     reranks_by_scorer = cfg.n_candidates > 1 and cfg.rerank != "agreement"
     if cfg.get("scorer_ckpt") and not reranks_by_scorer:
         raise ConfigError(f"scorer_ckpt is for reranking by the scorer: set n_candidates > 1 and rerank=both or "
@@ -59,7 +61,8 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
 
     written = []
-    for path, folder in zip(paths, output_folders(paths)):
+    for path, folder in tracked(zip(paths, output_folders(paths)), f"editing {len(paths)} images", len(paths) * cfg.n,
+                                per_item=cfg.n, unit="edits"):
         canvas, padded = pad_image(read_image(path, channels), pad, cfg.pad_value)
         requested = requested_mask(cfg.mask, *canvas.shape[-2:])
         # Both masks carried to the model's pixels by overlap; the requested one may be a mask image of its own size.
@@ -76,10 +79,10 @@ def edit(cfg: DictConfig, out_dir: Path) -> list[Path]:
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir)
-    with job_log():
+    with removed_if_failed_empty(HydraConfig.get().runtime.output_dir, cfg.task_name), job_log():
         paths = edit(cfg, out_dir)
     print(f"wrote {len(paths)} edits and a sheet per image to {out_dir / 'edits'}")
 
 
 if __name__ == "__main__":
-    main()
+    run_with_key_suggestions(main, "edit")

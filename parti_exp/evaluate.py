@@ -1,9 +1,14 @@
 """python -m parti_exp.evaluate ckpt_path=PATH | real_dir=A fake_dir=B: FID / IS / KID, precision / recall /
-density / coverage, printed and in metrics.json; for a model with a likelihood bound (the VAE), also its bits per
-dimension on the data's validation split (``bpd``, and ``bpd_iw``: the importance-weighted bound).
+density / coverage, printed and in metrics.json with the feature space they were measured in; for a model with a
+likelihood bound (the VAE), also its bits per dimension on the data's validation split (``bpd``, and ``bpd_iw``: the
+importance-weighted bound).
+
+The feature space is the metrics group: ``inception`` (its weights must be at hand), or, offline, ``scorer`` (the
+image embeddings of a contrastive scorer trained here, ``scorer_ckpt=``) and ``classifier`` (a digit classifier
+trained on labelled data, or the one a run cached, ``classifier_ckpt=``).
 
 python -m parti_exp.evaluate outputs_dir=A targets_dir=B: PSNR and SSIM of each output against the target of the
-same file name (``parti_exp.metrics.psnr_ssim``), averaged over the images."""
+same file name (``parti_exp.metrics.psnr_ssim``), averaged over the images; no feature space is involved."""
 
 from __future__ import annotations
 
@@ -19,17 +24,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
-from parti_exp.errors import ConfigError
+from parti_exp.data.base import ImageDataModule
+from parti_exp.errors import ConfigError, MissingInputError
 from parti_exp.inference.samplers import sampler_for
 from parti_exp.metrics.bits_per_dim import held_out_bits_per_dim
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.image_quality import ImageQualityMetrics
+from parti_exp.metrics.inception import MissingWeightsError
 from parti_exp.metrics.psnr_ssim import folder_psnr_ssim
 from parti_exp.models.protocols import BoundsLikelihood, MakesImagesForMetrics
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.key_suggestions import run_with_key_suggestions
+from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 
 
@@ -56,18 +65,35 @@ def stored_or_composed(group: str, cfg: DictConfig, stored: DictConfig, override
     return node
 
 
+# The feature spaces evaluate can measure in, and what each needs.
+FEATURE_SPACES = (
+    "metrics=inception (InceptionV3, the space of published FID/IS/KID: its weights are downloaded, or read from "
+    "metrics.weights_path), metrics=scorer scorer_ckpt=<a model=contrastive run on this data> (offline, any images "
+    "of the scorer's size), or metrics=classifier (offline, labelled images: classifier_ckpt=<a classifier a "
+    "metrics=classifier run cached> or data=<the labelled dataset to train one on>)"
+)
+
+
+def metrics_callback(metrics_cfg: DictConfig, refusal: str) -> ImageQualityMetrics:
+    """The metrics of ``metrics_cfg``; ``refusal`` opens the message when it names no feature space (metrics=none)."""
+    if not metrics_cfg or not metrics_cfg.get("_target_"):
+        raise ConfigError(f"{refusal}: evaluate measures images in a feature space; choose one, {FEATURE_SPACES}")
+    try:
+        return instantiate(metrics_cfg, _convert_="all")
+    except MissingWeightsError as error:
+        raise MissingInputError(
+            f"{error.problem} Offline, measure in a feature space that needs no download: metrics=scorer "
+            "scorer_ckpt=<a model=contrastive run on this data>, or on labelled images metrics=classifier"
+        ) from None
+
+
 def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     module, train_cfg = module_from_checkpoint(read_checkpoint(cfg.ckpt_path))
     if not isinstance(module, MakesImagesForMetrics):
         raise ConfigError(f"{cfg.ckpt_path} is a {type(module).__name__} checkpoint, which generates no images to "
                           "measure (model=vqgan reconstructs them)")
     metrics_cfg = stored_or_composed("metrics", cfg, train_cfg, overrides)
-    if not metrics_cfg.get("_target_"):
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} was trained with metrics=none: choose the feature space, "
-            "metrics=inception or metrics=classifier"
-        )
-    callback: ImageQualityMetrics = instantiate(metrics_cfg, _convert_="all")
+    callback = metrics_callback(metrics_cfg, f"ckpt_path={cfg.ckpt_path} was trained with metrics=none")
     datamodule = instantiate(stored_or_composed("data", cfg, train_cfg, overrides))
     sampler_for(module, cfg.ckpt_path).prepare_for_metrics(module, datamodule)
     strategy = SingleDeviceStrategy(device=resolve_device(cfg.device))
@@ -81,6 +107,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
         values["bpd_meaning"] = module.bpd_meaning
     return {
         **values,
+        "feature_space": callback.feature_space(),
         "num_fake": callback.num_fake,
         "num_real": callback.metrics.num_real,
         "real": f"{datamodule.name} {callback.real_split} split",
@@ -88,13 +115,22 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     }
 
 
+def labelled_data(cfg: DictConfig) -> ImageDataModule | None:
+    """The data config's module for a feature space trained on it, or None when it names no data (data=folder, the
+    default here, without data.path): the feature space then says what it needs."""
+    if OmegaConf.is_missing(cfg.data, "path"):
+        return None
+    return instantiate(cfg.data)
+
+
 def evaluate_folders(cfg: DictConfig) -> dict:
-    callback: ImageQualityMetrics = instantiate(cfg.metrics, _convert_="all")
-    datamodule = instantiate(cfg.data) if callback.needs_train_split else None
+    callback = metrics_callback(cfg.metrics, "metrics=none")
+    # Both folders first: a missing one is named before any network is loaded.
+    real, fake = image_files(cfg.real_dir, "real_dir"), image_files(cfg.fake_dir, "fake_dir")
+    datamodule = labelled_data(cfg) if callback.needs_train_split else None
     device = resolve_device(cfg.device)
     extractor = callback.load_extractor(datamodule, device)
-    real, fake = image_files(cfg.real_dir, "real_dir"), image_files(cfg.fake_dir, "fake_dir")
-    channels = datamodule.channels if datamodule is not None else 3
+    channels = callback.folder_channels(datamodule)
     metrics = callback.feature_metrics(extractor, len(real), len(fake)).to(device)
     for files, is_real in ((real, True), (fake, False)):
         for batch in folder_batches(files, callback.batch_size, channels):
@@ -105,6 +141,7 @@ def evaluate_folders(cfg: DictConfig) -> dict:
         metrics.prdc.set_real(metrics.prdc.real_state(real_features, callback.num_real_knn))
     return {
         **callback.results(metrics),
+        "feature_space": callback.feature_space(),
         "num_fake": len(fake),
         "num_real": len(real),
         "real": str(cfg.real_dir),
@@ -138,22 +175,27 @@ def evaluate(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> d
     return result
 
 
+def report(result: dict) -> str:
+    """What the console shows of ``result``: what was compared with what, in which feature space, and the numbers."""
+    if "num_pairs" in result:  # outputs_dir/targets_dir: pixel metrics, no feature space
+        lines = [f"{result['outputs']} vs {result['targets']} ({result['num_pairs']} images by file name):"]
+    else:
+        lines = [f"{result['fake']} ({result['num_fake']} images) vs {result['real']} ({result['num_real']} images), "
+                 f"measured in {result['feature_space']}:"]
+    lines += [f"  {key:16s} {value:.6g}" for key, value in result.items() if isinstance(value, float)]
+    return "\n".join(lines)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    with job_log():
+    with removed_if_failed_empty(out_dir, cfg.task_name), job_log():
         result = evaluate(cfg, out_dir, overrides=hydra_cfg.overrides.task)
-    if "num_pairs" in result:
-        print(f"{result['outputs']} vs {result['targets']} ({result['num_pairs']} images by file name):")
-    else:
-        print(f"{result['fake']} ({result['num_fake']} images) vs {result['real']} ({result['num_real']} images):")
-    for key, value in result.items():
-        if isinstance(value, float):
-            print(f"  {key:12s} {value:.6g}")
+    print(report(result))
     print(f"wrote {out_dir / 'metrics.json'}")
 
 
 if __name__ == "__main__":
-    main()
+    run_with_key_suggestions(main, "evaluate")

@@ -26,10 +26,12 @@ from parti_exp.builders import resolve_device
 from parti_exp.inference.manifest import settings_from_manifest, write_manifest
 from parti_exp.inference.samplers import sampler_for
 from parti_exp.models.gan.truncation import check_truncation
-from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint, require_checkpoint_file
+from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.key_suggestions import run_with_key_suggestions
 from parti_exp.runtime.missing_inputs import MissingInputs
+from parti_exp.runtime.run_dir import removed_if_failed_empty
 from parti_exp.runtime.trust import trusting_checkpoints
 from parti_exp.runtime.validation import require
 
@@ -45,12 +47,14 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
             f"must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
     require(cfg.mode in MODES, f"mode={cfg.mode}", f"is not one of {', '.join(MODES)}")
     check_truncation(cfg.truncation)
-    # Every checkpoint the command reads, before any is loaded: the missing ones in one message
+    # Every checkpoint the command reads, before any is loaded: the missing ones in one message. A run directory
+    # stands for its last.ckpt, and the file is what the manifest records.
     missing = MissingInputs()
-    for key in ("ckpt_path", "scorer_ckpt"):
-        if cfg.get(key):
-            missing.check(require_checkpoint_file, cfg[key], key)
+    files = {key: missing.check(checkpoint_file, cfg[key], key) for key in ("ckpt_path", "scorer_ckpt") if cfg.get(key)}
     missing.raise_if_any()
+    cfg = cfg.copy()
+    for key, file in files.items():
+        cfg[key] = str(file)
     with trusting_checkpoints(cfg.trust_checkpoint):
         checkpoint = read_checkpoint(cfg.ckpt_path)
         module, train_cfg = module_from_checkpoint(checkpoint)
@@ -58,7 +62,7 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
     sampler = sampler_for(module, cfg.ckpt_path)
     sampler.check(module, cfg)
     paths, details = sampler.sample(module, train_cfg, cfg, out_dir)
-    write_manifest(out_dir, cfg, checkpoint, details)
+    write_manifest(out_dir, cfg, checkpoint, details, paths)
     return paths
 
 
@@ -66,10 +70,10 @@ def sample(cfg: DictConfig, out_dir: Path) -> list[Path]:
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir) / "samples"
-    with job_log():
+    with removed_if_failed_empty(HydraConfig.get().runtime.output_dir, cfg.task_name), job_log():
         paths = sample(cfg, out_dir)
     print(f"wrote {len(paths)} images and manifest.json to {out_dir}")
 
 
 if __name__ == "__main__":
-    main()
+    run_with_key_suggestions(main, "sample")

@@ -1,6 +1,6 @@
 """Per-model cost on the digits: parameter counts and milliseconds per training step (one D update, plus a
 G update on every n_critic-th step) of every conf/model/*.yaml, at the model's default config (32 px,
-batch 64) and under experiment=quickstart (16 px, widths 32).
+batch 64) and under experiment=quickstart (each model's digits setting: 16 px, widths 32, conf/model_data/).
 
     python scripts/bench_models.py [--steps 16] [--threads 1] [--models sngan stylegan_lite]
 

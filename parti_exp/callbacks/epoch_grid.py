@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
-from parti_exp.runtime.images import grid_uint8, save_grid
+from parti_exp.runtime.images import grid_uint8, save_uint8
 from parti_exp.runtime.loggers import log_image
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 
@@ -30,6 +30,10 @@ class EpochGrid(Callback):
         """The grid's images in [-1, 1], N x C x H x W (called on every rank)."""
         raise NotImplementedError(f"{type(self).__name__} must implement draw")
 
+    def grid(self, images: torch.Tensor) -> torch.Tensor:
+        """The drawn ``images`` as one ``C x H x W`` uint8 picture: ``nrow`` to a row (a subclass may label them)."""
+        return grid_uint8(images, self.nrow)
+
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if due_this_epoch(trainer, self.every_n_epochs):
             self._write(trainer, self.draw(trainer, pl_module), trainer.current_epoch)
@@ -37,5 +41,6 @@ class EpochGrid(Callback):
     @rank_zero_only
     def _write(self, trainer: Trainer, images: torch.Tensor, epoch: int, suffix: str = "") -> None:
         """``suffix`` tells a second grid of the same epoch apart, in its file name and its log key."""
-        save_grid(images, self.dirpath / f"epoch_{epoch:04d}{suffix}.png", self.nrow)
-        log_image(trainer.loggers, self.log_key + suffix, grid_uint8(images, self.nrow), trainer.global_step)
+        grid = self.grid(images)
+        save_uint8(grid, self.dirpath / f"epoch_{epoch:04d}{suffix}.png")
+        log_image(trainer.loggers, self.log_key + suffix, grid, trainer.global_step)

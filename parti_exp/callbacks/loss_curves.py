@@ -2,7 +2,11 @@
 
 The losses share a panel, the mean D logits share one; every other logged scalar (a penalty, ``train/psnr``,
 an epoch metric such as ``val/fid_clf`` or ``val/caption_acc``) gets a panel of its own, its scale being its own.
-Epoch metrics are placed at the G step they were measured at.
+
+The points are exactly what the run sent to its loggers, each at the G step it was logged at: the callback adds a
+logger of its own (``CurveRecorder``) to the trainer's, so an epoch metric measured every 10 epochs is 1 point in 10
+epochs, wherever in the epoch's hooks it was logged, and the last measurement is drawn. The history is kept in the
+checkpoints, so a resumed run draws the whole run.
 """
 
 from __future__ import annotations
@@ -10,12 +14,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
-
-from parti_exp.runtime.schedule import logged_this_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -50,7 +54,7 @@ def curves_figure(history: History) -> Figure:
     for ax, (title, keys) in zip(axes, panels.items()):
         for key in keys:
             steps, values = zip(*history[key])
-            # Epoch metrics are a handful of points: markers show where they were measured.
+            # Epoch metrics are a handful of points: markers show where they were measured, lines join them.
             marker = "o" if key.startswith("val/") else None
             ax.plot(steps, values, label=key.split("/", 1)[-1], linewidth=1, marker=marker, markersize=3)
         ax.set_title(title)
@@ -64,27 +68,52 @@ def curves_figure(history: History) -> Figure:
     return fig
 
 
+class CurveRecorder(Logger):
+    """A logger that keeps the ``train/`` and ``val/`` scalars it is sent, at ``step_of()`` (the module's G step) of
+    the moment they are logged."""
+
+    def __init__(self, history: dict[str, list[tuple[int, float]]], step_of: Callable[[], int]) -> None:
+        super().__init__()
+        self.history = history
+        self.step_of = step_of
+
+    @property
+    def name(self) -> str:
+        return "curves"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        g_step = self.step_of()
+        for key, value in metrics.items():
+            if key.startswith(("train/", "val/")) and key != X_AXIS:
+                self.history[key].append((g_step, float(value)))
+
+
 class LossCurves(Callback):
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
 
-    def _record(self, trainer: Trainer, pl_module: LightningModule, prefix: str) -> None:
-        step = pl_module.progress_step  # G steps; a module with one optimizer: its optimizer steps
-        for key, value in trainer.callback_metrics.items():
-            if key.startswith(prefix) and key != X_AXIS and value.numel() == 1:
-                self.history[key].append((step, float(value)))
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit" and not any(isinstance(logger, CurveRecorder) for logger in trainer.loggers):
+            # G steps; a module with one optimizer: its optimizer steps
+            trainer.loggers = [*trainer.loggers, CurveRecorder(self.history, lambda: pl_module.progress_step)]
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
-        # At the logging cadence, where the module logs (reading a CUDA scalar every step would also synchronise)
-        if not logged_this_step(trainer):
-            return
-        self._record(trainer, pl_module, "train/")
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        # (step, value) rows as one float64 tensor per key: compact, and loadable as weights only.
+        return {key: torch.tensor(points, dtype=torch.float64).reshape(-1, 2) for key, points in self.history.items()}
 
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # After the epoch's hooks have logged: callback_metrics holds this epoch's values.
-        if not trainer.sanity_checking:
-            self._record(trainer, pl_module, "val/")
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.history.clear()
+        for key, points in state_dict.items():
+            self.history[key] = [(int(step), float(value)) for step, value in points.tolist()]
 
     @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -6,8 +6,8 @@ update, so the handler only notes the signal; the checkpoint is written after th
 resumed run continues exactly. Under DDP the ranks agree (any rank signalled stops all) before one more step
 is taken, so every rank stops at the same step.
 
-The run then ends by raising ``Preempted``, which the training entry point reports and exits 0 on: Lightning's
-``should_stop`` would be ignored until ``min_epochs`` is reached.
+The run then ends by raising ``Preempted`` at the next hook (once the step's values are logged), which the training
+entry point reports and exits 0 on: Lightning's ``should_stop`` would be ignored until ``min_epochs`` is reached.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Preemption(Callback):
         self.signals = tuple(signals)
         self.requeue_on_slurm = requeue_on_slurm
         self.received: str | None = None
+        self.stopping: Preempted | None = None  # set once the checkpoint is written
         self._previous: dict[int, object] = {}
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -80,8 +81,16 @@ class Preemption(Callback):
             return
         path = self._save(trainer)
         requeued = trainer.is_global_zero and self._requeue()
-        raise Preempted(self.received or "a signal on another rank", path, pl_module.progress_step,
-                        requeued)
+        self.stopping = Preempted(self.received or "a signal on another rank", path, pl_module.progress_step,
+                                  requeued)
+
+    def _stop_if_saved(self, *args, **kwargs) -> None:
+        # Raised at the next hook, not in on_train_batch_end: Lightning logs the step's values after that hook, and
+        # the saved state includes the step, so a resumed run would never log them.
+        if self.stopping is not None:
+            raise self.stopping
+
+    on_train_batch_start = on_validation_start = on_train_epoch_end = on_train_end = _stop_if_saved
 
     def _save(self, trainer: Trainer) -> str:
         for callback in trainer.checkpoint_callbacks:

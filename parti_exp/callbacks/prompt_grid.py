@@ -1,5 +1,6 @@
 """A text-to-image model's sample grid: one row per prompt (the class prompts of labelled data, the captions of the
-first validation images of captioned data), the same sampler seed every epoch."""
+first validation images of captioned data), the prompt written above its row as in ``sample``'s grid.png, the same
+sampler seed every epoch."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
+from parti_exp.runtime.images import captioned_grid_uint8
 from parti_exp.runtime.validation import require
 
 
@@ -20,10 +22,15 @@ class PromptGrid(EpochGrid):
         self.per_prompt = per_prompt
         self.num_prompts = num_prompts
         self.seed = seed
+        self.prompts: list[str] = []  # the rows of the last grid drawn
 
     def draw(self, trainer: Trainer, pl_module: LightningModule) -> torch.Tensor:
-        prompts = trainer.datamodule.caption_source().prompts(self.num_prompts)
-        captions = [prompt for prompt in prompts for _ in range(self.per_prompt)]
+        self.prompts = list(trainer.datamodule.caption_source().prompts(self.num_prompts))
+        captions = [prompt for prompt in self.prompts for _ in range(self.per_prompt)]
         # A private generator: drawing the grid does not move the training run's random stream.
         generator = torch.Generator(pl_module.device).manual_seed(self.seed)
         return pl_module.sample_images(captions, generator=generator)
+
+    def grid(self, images: torch.Tensor) -> torch.Tensor:
+        rows = images.split(self.per_prompt)
+        return captioned_grid_uint8(list(zip(self.prompts, rows)))

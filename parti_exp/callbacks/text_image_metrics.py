@@ -17,7 +17,6 @@ measured with different scorers, nor published CLIP scores. Off unless ``scorer_
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
@@ -28,6 +27,7 @@ from parti_exp.metrics.text_image import clip_score, ids_by_caption, r_precision
 from parti_exp.models.text_to_image.contrastive import ContrastiveModule, load_contrastive
 from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require
 
 KEY = "callbacks.text_image_metrics.scorer_ckpt"
@@ -76,8 +76,8 @@ class TextImageMetrics(Callback):
         self.scorer.check_images_fit(datamodule.img_size, datamodule.channels, f"{KEY}={self.scorer_ckpt}")
         val = datamodule.val_set
         count = min(self.num_images, len(val))
-        self.real_images = torch.from_numpy(np.ascontiguousarray(val.images[:count]))
-        self.prompts = datamodule.caption_source().first(torch.as_tensor(np.asarray(val.labels[:count])))
+        self.real_images = tensor_of(val.images[:count])
+        self.prompts = datamodule.caption_source().first(tensor_of(val.labels[:count]))
         if len(set(self.prompts)) < 2:
             raise ConfigError(f"text_image_metrics: the first {count} validation images all have the caption "
                               f"{self.prompts[0]!r}, and R-precision ranks different captions: raise "

@@ -17,6 +17,7 @@ from parti_exp.data.captions.labels import LabelCaptions, captioner_for
 from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.data.epoch_sampler import EpochShardSampler
 from parti_exp.errors import ConfigError
+from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require
 
 
@@ -35,12 +36,12 @@ class UInt8ImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.array(self.images[index])), torch.as_tensor(self.labels[index])
+        return torch.from_numpy(np.array(self.images[index])), tensor_of(self.labels[index])
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         # Sorted reads are sequential on a memmap; the batch order does not matter to the model.
         index = np.sort(np.asarray(indices))
-        return torch.from_numpy(self.images[index]), torch.from_numpy(np.asarray(self.labels[index]))
+        return torch.from_numpy(self.images[index]), tensor_of(self.labels[index])
 
 
 def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +112,7 @@ class ImageDataModule(LightningDataModule):
         """The captions of this data's images for text-to-image training: written from the class labels here (a
         captioned dataset returns its own)."""
         self.setup()
-        return LabelCaptions(captioner_for(self.name), torch.as_tensor(self.train_set.labels))
+        return LabelCaptions(captioner_for(self.name), tensor_of(self.train_set.labels))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:

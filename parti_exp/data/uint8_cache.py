@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from parti_exp.errors import UserError
+from parti_exp.runtime.progress import tracked
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class UInt8Cache:
                 _write_header(f, (len(labels), *image_shape))
                 header_size = f.tell()
                 written = 0
-                for chunk in image_chunks:
+                for chunk in tracked(image_chunks, f"decoding images into {name}", len(labels), len):
                     if chunk.dtype != np.uint8 or tuple(chunk.shape[1:]) != tuple(image_shape):
                         raise ValueError(
                             f"cache entry {name}: a decoded chunk is {chunk.dtype} {chunk.shape}, "

@@ -1,7 +1,8 @@
 """Which part of an image an edit regenerates: the ``mask=`` and ``pad=`` settings of ``python -m parti_exp.edit``.
 
 Everything is said in pixels of the *canvas*: the input image grown by ``pad=[top,left,bottom,right]`` pixels
-(filled with ``pad_value``). The padded strips are always regenerated (outpainting); ``mask`` adds:
+(filled with ``pad_value``: by default the image's own border, repeated). The padded strips are always regenerated
+(outpainting); ``mask`` adds:
 
 - ``top``, ``bottom``, ``left``, ``right``: that half of the canvas;
 - ``[y0,x0,y1,x1]`` (a list on the command line) or the text ``box=[y0,x0,y1,x1]``: rows y0..y1-1 and columns
@@ -29,6 +30,7 @@ from parti_exp.errors import ConfigError, MissingInputError
 from parti_exp.runtime.validation import is_int_at_least, require
 
 HALVES = ("top", "bottom", "left", "right")
+EDGE = "edge"  # pad_value: the image's border pixels, repeated outward
 BOX_TEXT = re.compile(r"box=\[([^\]]*)\]")
 # A mask image may hold anti-aliased edges, not a photograph: at most this share of grey (not black or white) pixels.
 MAX_GREY_SHARE = 0.1
@@ -45,11 +47,22 @@ def parse_pad(pad: Sequence[int] | None) -> tuple[int, int, int, int]:
     return tuple(values)
 
 
-def pad_image(image: torch.Tensor, pad: tuple[int, int, int, int], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The canvas (uint8 ``C x H' x W'``) and the ``H' x W'`` mask of its padded strips."""
-    require(0 <= fill <= 255, f"pad_value={fill}", "must be a grey level in 0..255")
+def pad_image(image: torch.Tensor, pad: tuple[int, int, int, int], fill: int | str = EDGE
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The canvas (uint8 ``C x H' x W'``) and the ``H' x W'`` mask of its padded strips, filled with ``fill``: a grey
+    level, or ``edge``, the image's border pixels repeated outward.
+
+    The strips are regenerated, but the tokenizer encodes the whole canvas: its receptive field spans the canvas and
+    its GroupNorm takes statistics over all of it, so the fill changes the codes, and so the reconstruction, of the
+    kept pixels too (black strips beside a red circle on white turned it pink). Its own border is the fill that tells
+    the tokenizer least that is not in the image."""
     top, left, bottom, right = pad
-    canvas = F.pad(image, (left, right, top, bottom), value=fill)
+    if fill == EDGE:
+        canvas = F.pad(image[None].float(), (left, right, top, bottom), mode="replicate")[0].to(torch.uint8)
+    else:
+        require(is_int_at_least(fill, 0) and fill <= 255, f"pad_value={fill}",
+                f"must be {EDGE} (the image's border repeated) or a grey level in 0..255")
+        canvas = F.pad(image, (left, right, top, bottom), value=fill)
     padded = torch.ones(canvas.shape[-2:], dtype=torch.bool)
     padded[top : top + image.shape[-2], left : left + image.shape[-1]] = False
     return canvas, padded

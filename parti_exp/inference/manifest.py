@@ -11,8 +11,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from parti_exp.errors import ConfigError
+from parti_exp.metrics.folder_images import IMAGES_KEY, MANIFEST
 
-MANIFEST = "manifest.json"
 # Sample settings that say where or how to run, not what to draw: left out of the manifest.
 NOT_SETTINGS = ("out_dir", "paths", "hydra", "device", "manifest", "task_name", "classifier_cache_dir")
 
@@ -25,9 +25,12 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(out_dir: Path, cfg: DictConfig, checkpoint: dict, details: dict) -> Path:
+def write_manifest(out_dir: Path, cfg: DictConfig, checkpoint: dict, details: dict,
+                   images: list[Path] = ()) -> Path:
     """``manifest.json``: the checkpoint (path, SHA-256, G step), the seeds and every setting that decides the
-    images; ``python -m parti_exp.sample manifest=<it> out_dir=…`` draws them again."""
+    images; ``python -m parti_exp.sample manifest=<it> out_dir=…`` draws them again. ``images``: the samples
+    written (paths under ``out_dir``), listed so that a reader of the folder (``evaluate fake_dir=``) takes those and
+    not the sheets beside them (grid.png, strip.png)."""
     kept = [key for key in cfg if key not in NOT_SETTINGS]  # before resolving: paths.* need a Hydra run
     settings = OmegaConf.to_container(OmegaConf.masked_copy(cfg, kept), resolve=True)
     manifest = {
@@ -38,6 +41,7 @@ def write_manifest(out_dir: Path, cfg: DictConfig, checkpoint: dict, details: di
         "seeds": list(cfg.seeds) if cfg.mode == "interpolate" else [cfg.seed],
         "settings": settings,
         **{k: v for k, v in details.items() if v is not None},
+        IMAGES_KEY: [Path(image).relative_to(out_dir).as_posix() for image in images],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MANIFEST

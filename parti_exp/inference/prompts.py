@@ -20,6 +20,7 @@ from parti_exp.models.text_to_image.module import TextToImageModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig
 from parti_exp.runtime.images import GRID_SIZE, save_captioned_grid, save_each
 from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.progress import progress
 from parti_exp.runtime.trust import trusting_checkpoints
 
 # Characters of a prompt kept in its folder's name: at most 4 bytes each in UTF-8, so the name stays under the
@@ -40,18 +41,28 @@ def prompt_folder(prompt: str) -> str:
 def sample_prompts(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path) -> list[Path]:
     """``cfg.n`` images per prompt, each the best of ``cfg.n_candidates`` when reranking."""
     prompts = list(cfg.prompts)
-    sampling = SamplingConfig(**{**vars(module.sampling), **OmegaConf.to_container(cfg.sampling)})
+    sampling = sampling_of(module, cfg)
     scorer = reranking_scorer(module, train_cfg, cfg) if cfg.n_candidates > 1 else None
     if scorer is None and cfg.get("scorer_ckpt"):
         raise ConfigError(f"scorer_ckpt is for reranking: set n_candidates > 1 (got {cfg.n_candidates})")
     generator = torch.Generator(module.device).manual_seed(cfg.seed)
     paths, rows = [], []
-    for prompt in prompts:
-        images, _ = sample_reranked(module, prompt, cfg.n, cfg.n_candidates, scorer, sampling, generator)
-        paths += save_each(images.cpu(), out_dir / prompt_folder(prompt))
-        rows.append((prompt, images[:GRID_SIZE].cpu()))
+    drawn = f" (each the best of {cfg.n_candidates})" if cfg.n_candidates > 1 else ""
+    with progress(f"sampling {len(prompts)} prompts{drawn}", len(prompts) * cfg.n) as advance:
+        for prompt in prompts:
+            images, _ = sample_reranked(module, prompt, cfg.n, cfg.n_candidates, scorer, sampling, generator)
+            paths += save_each(images.cpu(), out_dir / prompt_folder(prompt))
+            rows.append((prompt, images[:GRID_SIZE].cpu()))
+            advance(cfg.n)
     save_captioned_grid(rows, out_dir / "grid.png")
     return paths
+
+
+def sampling_of(module: TextToImageModule, cfg: DictConfig) -> SamplingConfig:
+    """The checkpoint's sampling settings with the ones the command gives (``sampling.guidance_scale=2``; null keeps
+    the checkpoint's)."""
+    given = {key: value for key, value in OmegaConf.to_container(cfg.sampling).items() if value is not None}
+    return SamplingConfig(**{**vars(module.sampling), **given})
 
 
 def reranking_scorer(module: TextToImageModule, train_cfg: DictConfig, cfg: DictConfig) -> Scorer:

@@ -8,6 +8,7 @@ import torch
 
 from parti_exp.data.base import to_signed_unit
 from parti_exp.models.protocols import BoundsLikelihood
+from parti_exp.runtime.torch_utils import tensor_of
 
 
 def held_out_bits_per_dim(model: BoundsLikelihood, images: np.ndarray, batch_size: int, seed: int = 0
@@ -16,7 +17,7 @@ def held_out_bits_per_dim(model: BoundsLikelihood, images: np.ndarray, batch_siz
     generator = torch.Generator(model.device).manual_seed(seed)
     sums: dict[str, float] = {}
     for start in range(0, len(images), batch_size):
-        batch = to_signed_unit(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])))
+        batch = to_signed_unit(tensor_of(images[start : start + batch_size]))
         for name, values in model.bits_per_dim(batch.to(model.device), generator).items():
             sums[name] = sums.get(name, 0.0) + float(values.sum())
     return {name: total / len(images) for name, total in sums.items()}

@@ -18,8 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from parti_exp.data.base import UInt8ImageDataset
+from parti_exp.errors import BadCheckpointError, MissingInputError
 from parti_exp.metrics.disk_cache import array_fingerprint, atomic_save, load_if_present, text_fingerprint
+from parti_exp.runtime.checkpoints import load_checkpoint_file
 from parti_exp.runtime.images import to_uint8
+from parti_exp.runtime.torch_utils import tensor_of
 
 # Part of the cache key: change it with the architecture or the training recipe, so stale weights miss.
 RECIPE_VERSION = 1
@@ -92,8 +95,8 @@ def _train(train: UInt8ImageDataset, num_classes: int, recipe: TrainingRecipe, d
     with torch.random.fork_rng(devices=[]):  # the training run's random stream stays untouched
         torch.manual_seed(recipe.seed)
         net = DigitClassifier(train.images.shape[1], num_classes).to(device)
-    images = torch.from_numpy(np.ascontiguousarray(train.images)).to(device)
-    labels = torch.from_numpy(np.asarray(train.labels)).long().to(device)
+    images = tensor_of(train.images).to(device)
+    labels = tensor_of(train.labels).long().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps)
     rng = torch.Generator().manual_seed(recipe.seed)
@@ -116,8 +119,8 @@ def _train(train: UInt8ImageDataset, num_classes: int, recipe: TrainingRecipe, d
 def accuracy(net: DigitClassifier, split: UInt8ImageDataset, device: torch.device, batch_size: int = 512) -> float:
     correct = 0
     for start in range(0, len(split), batch_size):
-        images = torch.from_numpy(np.ascontiguousarray(split.images[start : start + batch_size])).to(device)
-        labels = torch.from_numpy(np.asarray(split.labels[start : start + batch_size])).to(device)
+        images = tensor_of(split.images[start : start + batch_size]).to(device)
+        labels = tensor_of(split.labels[start : start + batch_size]).to(device)
         correct += int((net(images)[1].argmax(1) == labels).sum())
     return correct / len(split)
 
@@ -155,7 +158,8 @@ def load_or_train_classifier(
     path = Path(cache_dir) / "classifier" / f"{dataset}-{key}.pt"
     cached = load_if_present(path)
     if cached is not None:
-        net = DigitClassifier(train.images.shape[1], num_classes)
+        with torch.random.fork_rng(devices=[]):  # the initial weights, replaced at once, draw from the run's stream
+            net = DigitClassifier(train.images.shape[1], num_classes)
         net.load_state_dict(cached["state_dict"])
         net = net.to(device).eval().requires_grad_(False)
         return TrainedClassifier(net, float(cached["val_accuracy"]), path, trained_now=False)
@@ -164,3 +168,32 @@ def load_or_train_classifier(
     state = {k: v.cpu() for k, v in net.state_dict().items()}
     atomic_save({"state_dict": state, "val_accuracy": val_accuracy}, path)
     return TrainedClassifier(net, val_accuracy, path, trained_now=True)
+
+
+def _classifier_state(path: str | Path, key: str) -> dict:
+    """The saved classifier at ``path`` (a file ``load_or_train_classifier`` cached), read as data."""
+    if not Path(path).is_file():
+        raise MissingInputError(f"{key}={path} does not exist: give a classifier file a metrics=classifier run cached "
+                                "(it prints the path; <metrics.cache_dir>/classifier/<dataset>-<key>.pt)")
+    saved = load_checkpoint_file(path, key)
+    state = saved.get("state_dict") if isinstance(saved, dict) else None
+    if not isinstance(state, dict) or not {"body.0.weight", "head.weight"} <= state.keys():
+        raise BadCheckpointError(f"{key}={path} is not a digit classifier file (a metrics=classifier run caches them "
+                                 "under <metrics.cache_dir>/classifier/)")
+    return saved
+
+
+def classifier_file_channels(path: str | Path, key: str = "metrics.classifier_ckpt") -> int:
+    """The image channels the saved classifier at ``path`` reads."""
+    return int(_classifier_state(path, key)["state_dict"]["body.0.weight"].shape[1])
+
+
+def load_classifier_file(path: str | Path, key: str = "metrics.classifier_ckpt") -> tuple[DigitClassifier, float]:
+    """The saved classifier at ``path``, frozen in eval mode, and its held-out accuracy when it was trained."""
+    saved = _classifier_state(path, key)
+    state = saved["state_dict"]
+    channels, (num_classes, feature_dim) = state["body.0.weight"].shape[1], state["head.weight"].shape
+    with torch.random.fork_rng(devices=[]):  # the initial weights, replaced at once, draw from the run's stream
+        net = DigitClassifier(int(channels), int(num_classes), int(feature_dim))
+    net.load_state_dict(state)
+    return net.eval().requires_grad_(False), float(saved.get("val_accuracy", float("nan")))

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from parti_exp.data.base import UInt8ImageDataset
 from parti_exp.metrics.digit_classifier import DigitClassifier
 from parti_exp.runtime.images import to_uint8
+from parti_exp.runtime.torch_utils import tensor_of
 
 UNREADABLE = -2  # read() for an image that shows no one digit clearly
 MIN_PROBABILITY = 0.9
@@ -39,7 +39,7 @@ class DigitReader:
         """The reader of ``classifier``, with the radius taken from ``train`` (the split it was trained on)."""
         device = next(classifier.parameters()).device
         with torch.no_grad():
-            images = torch.from_numpy(np.ascontiguousarray(train.images))
+            images = tensor_of(train.images)
             features = torch.cat([classifier(batch.to(device))[0] for batch in images.split(1024)])
             distances = torch.cdist(features, features)
             distances.fill_diagonal_(float("inf"))  # each digit's nearest *other* digit

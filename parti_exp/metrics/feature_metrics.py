@@ -41,9 +41,10 @@ class Precomputed(nn.Module):
 class FeatureMetrics(nn.Module):
     """The metrics over one extractor: ``extractor(uint8 images) -> (features, logits)``.
 
-    The extractor must expose ``feature_dim`` and ``num_logits``. ``prdc``: also precision, recall, density and
-    coverage (their real subset is installed with ``self.prdc.set_real``); ``class_share``: also the share of
-    generated images per argmax logit, for a classifier's logits (``class_shares()``).
+    The extractor must expose ``feature_dim`` and ``num_logits``; one with no logits (``num_logits == 0``, a
+    contrastive scorer's image tower: its outputs are ``(features, None)``) gives no IS. ``prdc``: also precision,
+    recall, density and coverage (their real subset is installed with ``self.prdc.set_real``); ``class_share``: also
+    the share of generated images per argmax logit, for a classifier's logits (``class_shares()``).
     """
 
     def __init__(
@@ -70,7 +71,8 @@ class FeatureMetrics(nn.Module):
                 subset_size=kid_subset_size,
                 reset_real_features=False,
             )
-            self.inception_score = InceptionScore(feature=Precomputed(int(extractor.num_logits)), splits=is_splits)
+            logits = int(extractor.num_logits)
+            self.inception_score = InceptionScore(feature=Precomputed(logits), splits=is_splits) if logits else None
         self.prdc = PrecisionRecallDensityCoverage() if prdc else None
         self.class_share = ClassShare(int(extractor.num_logits)) if class_share else None
 
@@ -86,8 +88,9 @@ class FeatureMetrics(nn.Module):
         # float32 on every rank, as torch-fidelity computes KID, and as the empty placeholder of load_real_state.
         self.kid.update(features.float(), real=real)
         if not real:
-            # Softmax and KL in float64, as torch-fidelity computes IS.
-            self.inception_score.update(logits.double())
+            if self.inception_score is not None:
+                # Softmax and KL in float64, as torch-fidelity computes IS.
+                self.inception_score.update(logits.double())
             if self.prdc is not None:
                 self.prdc.update(features)
             if self.class_share is not None:
@@ -119,21 +122,22 @@ class FeatureMetrics(nn.Module):
         return int(self.fid.real_features_num_samples)
 
     def compute(self) -> dict[str, float]:
-        """FID, IS (mean and std over splits, if several), KID (mean and std over subsets) and, if asked for,
-        precision, recall, density and coverage; every rank calls it."""
+        """FID, IS (mean and std over splits, if several; none without logits), KID (mean and std over subsets)
+        and, if asked for, precision, recall, density and coverage; every rank calls it."""
         # IS splits and KID subsets are drawn with torch's global RNG: a fixed, forked seed makes the values
         # reproducible and identical on every rank, and leaves the training run's random stream untouched.
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             torch.manual_seed(self.seed)
             # With one IS split there is no spread: torch warns about its std, which is then left out below.
             warnings.filterwarnings("ignore", message=r"std\(\): degrees of freedom")
-            fid = self.fid.compute()
+            values = {"fid": float(self.fid.compute())}
             kid_mean, kid_std = self.kid.compute()
-            is_mean, is_std = self.inception_score.compute()
-        values = {"fid": float(fid), "is": float(is_mean), "is_std": float(is_std)}
+            if self.inception_score is not None:
+                is_mean, is_std = self.inception_score.compute()
+                values["is"] = float(is_mean)
+                if self.inception_score.splits > 1:
+                    values["is_std"] = float(is_std)
         values.update({"kid": float(kid_mean), "kid_std": float(kid_std)})
-        if self.inception_score.splits == 1:
-            del values["is_std"]
         if self.prdc is not None:
             values.update(self.prdc.compute())
         return values
@@ -148,7 +152,6 @@ class FeatureMetrics(nn.Module):
         """Forget the generated images (the real statistics stay)."""
         self.fid.reset()
         self.kid.reset()
-        self.inception_score.reset()
-        for metric in (self.prdc, self.class_share):
+        for metric in (self.inception_score, self.prdc, self.class_share):
             if metric is not None:
                 metric.reset()

@@ -28,7 +28,7 @@ from torch import nn
 from parti_exp.data.base import ImageDataModule
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.class_share import bar_chart
-from parti_exp.metrics.digit_classifier import load_or_train_classifier
+from parti_exp.metrics.digit_classifier import classifier_file_channels, load_classifier_file, load_or_train_classifier
 from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint
 from parti_exp.metrics.feature_metrics import FeatureMetrics
 from parti_exp.metrics.generated_images import generated_batches
@@ -38,7 +38,9 @@ from parti_exp.metrics.prdc import NAMES as PRDC_NAMES
 from parti_exp.metrics.real_stats_cache import RealStatsCache
 from parti_exp.models.protocols import MakesImagesForMetrics
 from parti_exp.runtime.loggers import log_image
+from parti_exp.runtime.progress import progress
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
+from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require
 
 SPLITS = ("train", "val")
@@ -56,8 +58,6 @@ class ImageQualityMetrics(Callback):
     metrics are named (``suffix``)."""
 
     suffix: ClassVar[str] = ""
-    # True when the extractor itself is trained on the dataset (the evaluate CLI then needs the data config).
-    needs_train_split: ClassVar[bool] = False
     # True when the extractor's logits are the dataset's classes: the per-class share of generated images is measured.
     class_share: ClassVar[bool] = False
 
@@ -116,9 +116,23 @@ class ImageQualityMetrics(Callback):
         # One-off numbers from setup (e.g. the classifier's held-out accuracy), sent to the loggers at step 0.
         self.setup_logs: dict[str, float] = {}
 
+    @property
+    def needs_train_split(self) -> bool:
+        """True when the extractor is trained on the data config's train split (the evaluate CLI then needs it)."""
+        return False
+
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
         """The network mapping uint8 images to ``(features, logits)``, on ``device``."""
         raise NotImplementedError(f"{type(self).__name__} must implement load_extractor")
+
+    def feature_space(self) -> str:
+        """The space the numbers are measured in, in words (with the file it was read from): metrics.json and the
+        console say it beside every number, which compares only with numbers of the same space."""
+        raise NotImplementedError(f"{type(self).__name__} must implement feature_space")
+
+    def folder_channels(self, datamodule: ImageDataModule | None) -> int:
+        """The channels folder images are read with (``evaluate real_dir= fake_dir=``)."""
+        return datamodule.channels if datamodule is not None else 3
 
     def feature_metrics(self, extractor: nn.Module, num_real: int, num_fake: int) -> FeatureMetrics:
         """FID / IS / KID over ``extractor`` for sets of ``num_real`` and ``num_fake`` images."""
@@ -162,15 +176,17 @@ class ImageQualityMetrics(Callback):
         else:
             rank_zero_info(f"metrics: extracting features of {len(images)} {name} images (once; cached in {path})")
             shard = images[rank::world]
-            for start in range(0, len(shard), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(shard[start : start + self.batch_size]))
-                self.metrics.update(batch.to(device), real=True)
+            with progress(f"metrics: features of the real {name} images", len(shard)) as advance:
+                for start in range(0, len(shard), self.batch_size):
+                    batch = tensor_of(shard[start : start + self.batch_size])
+                    self.metrics.update(batch.to(device), real=True)
+                    advance(len(batch))
             state = self.metrics.gathered_real_state()
             if strategy.is_global_zero:
                 cache.save(path, state)
         if self.prdc:
             self.prepare_knn(cache, cache.knn_path(path, self.num_real_knn, (PR_K, DC_K)), state, strategy)
-        self.label_pool = torch.from_numpy(np.asarray(labels))
+        self.label_pool = tensor_of(labels)
         self.real_shape = tuple(images.shape[1:])
 
     def prepare_knn(
@@ -194,13 +210,15 @@ class ImageQualityMetrics(Callback):
             raise RuntimeError(f"{type(self).__name__}.measure() called before prepare()")
         rank, world = rank_and_world(strategy)
         count = self.num_fake // world + (rank < self.num_fake % world)
-        for batch in generated_batches(model, count, self.batch_size, self.seed + rank, self.label_pool):
-            if tuple(batch.shape[1:]) != self.real_shape:
-                raise ValueError(
-                    f"the generator makes {tuple(batch.shape[1:])} images but the real {self.real_split} images are "
-                    f"{self.real_shape} (channels, height, width): the data config does not match the model"
-                )
-            self.metrics.update(batch, real=False)
+        with progress("metrics: generated images", count) as advance:
+            for batch in generated_batches(model, count, self.batch_size, self.seed + rank, self.label_pool):
+                if tuple(batch.shape[1:]) != self.real_shape:
+                    raise ValueError(
+                        f"the generator makes {tuple(batch.shape[1:])} images but the real {self.real_split} images "
+                        f"are {self.real_shape} (channels, height, width): the data config does not match the model"
+                    )
+                self.metrics.update(batch, real=False)
+                advance(len(batch))
         values = self.results(self.metrics)
         self.metrics.reset_generated()
         return values
@@ -246,7 +264,10 @@ class ImageQualityMetrics(Callback):
                 "generate images on its own (an image tokenizer reconstructs them): use metrics=none"
             )
         self.prepare(trainer.datamodule, trainer.strategy)
-        if trainer.is_global_zero:
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # After a resume has restored the step: a resumed run logged them when it started.
+        if trainer.is_global_zero and trainer.global_step == 0:
             for logger in trainer.loggers:
                 logger.log_metrics(self.setup_logs, step=0)
 
@@ -254,9 +275,9 @@ class ImageQualityMetrics(Callback):
         if not due_this_epoch(trainer, self.every_n_epochs):
             return
         values = self.measure(pl_module, trainer.strategy)
-        keys = [f"{name}{self.suffix}" for name in ("fid", "is", "kid") + (PRDC_NAMES if self.prdc else ())]
+        names = ("fid", "is", "kid", *(PRDC_NAMES if self.prdc else ()), "min_class_share")
+        keys = [f"{name}{self.suffix}" for name in names if f"{name}{self.suffix}" in values]  # IS: with logits
         if self.class_share:
-            keys.append(f"min_class_share{self.suffix}")
             self.log_class_shares(trainer)
         for key in keys:
             # Every rank holds the same value; sync_dist only satisfies Lightning's epoch-level DDP logging.
@@ -281,18 +302,42 @@ class InceptionMetrics(ImageQualityMetrics):
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
         return InceptionFeatures(self.weights_path).to(device)
 
+    def feature_space(self) -> str:
+        return f"InceptionV3 of torch-fidelity, the TF-ported weights of published FID/IS/KID ({self.weights_path})"
+
 
 class ClassifierMetrics(ImageQualityMetrics):
     """Fréchet distance, an Inception-style score and KID in a digit classifier's spaces (``metrics=classifier``),
-    logged as ``val/fid_clf``, ``val/is_clf``, ``val/kid_clf``: not comparable with Inception numbers."""
+    logged as ``val/fid_clf``, ``val/is_clf``, ``val/kid_clf``: not comparable with Inception numbers.
+
+    The classifier is trained on the data's train split the first time (and cached), or read from
+    ``classifier_ckpt``, a file such a run cached (``<cache_dir>/classifier/<dataset>-<key>.pt``; the run prints its
+    path): then no data config is needed, and folders of images are measured in exactly that run's space."""
 
     suffix = "_clf"
-    needs_train_split = True
     class_share = True
 
+    def __init__(self, classifier_ckpt: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.classifier_ckpt = classifier_ckpt
+        self.source = "the data's train split"  # told by load_extractor
+
+    @property
+    def needs_train_split(self) -> bool:
+        return self.classifier_ckpt is None
+
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
+        if self.classifier_ckpt is not None:
+            net, val_accuracy = load_classifier_file(self.classifier_ckpt, "metrics.classifier_ckpt")
+            self.source = str(self.classifier_ckpt)
+            self.setup_logs["metrics/classifier_val_acc"] = val_accuracy
+            return net.to(device)
         if datamodule is None:
-            raise ConfigError("metrics=classifier trains its classifier on the data config's train split: set data=...")
+            raise ConfigError(
+                "metrics=classifier trains its classifier on a labelled dataset's train split: give that dataset "
+                "(data=digits, data=mnist, data=folder data.path=DIR with one subfolder per class, ...), or the "
+                "classifier a training run cached: metrics.classifier_ckpt=<data/.cache/metrics/classifier/*.pt>"
+            )
         datamodule.setup("fit")
         result = load_or_train_classifier(
             datamodule.train_set,
@@ -302,10 +347,19 @@ class ClassifierMetrics(ImageQualityMetrics):
             device,
             dataset=datamodule.name,
         )
-        how = "trained now" if result.trained_now else f"trained before, loaded from {result.path}"
+        how = "trained now" if result.trained_now else "trained before"
         rank_zero_info(
-            f"metrics=classifier: digit classifier {how}; held-out accuracy "
-            f"{result.val_accuracy:.4f} on the {len(datamodule.val_set)} val images"
+            f"metrics=classifier: digit classifier {how}, cached in {result.path} (metrics.classifier_ckpt= for "
+            f"evaluate); held-out accuracy {result.val_accuracy:.4f} on the {len(datamodule.val_set)} val images"
         )
+        self.source = f"{result.path}, trained on the {datamodule.name} train split"
         self.setup_logs["metrics/classifier_val_acc"] = result.val_accuracy
         return result.net
+
+    def feature_space(self) -> str:
+        return f"a digit classifier's penultimate features and class logits ({self.source})"
+
+    def folder_channels(self, datamodule: ImageDataModule | None) -> int:
+        if self.classifier_ckpt is not None:
+            return classifier_file_channels(self.classifier_ckpt, "metrics.classifier_ckpt")
+        return super().folder_channels(datamodule)

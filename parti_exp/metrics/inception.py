@@ -25,6 +25,20 @@ def default_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(URL_INCEPTION_V3).path).name
 
 
+class MissingWeightsError(MissingInputError):
+    """The InceptionV3 weights cannot be had. ``problem`` says where they were looked for and how to provide them;
+    the message adds what a training run can do instead, and a command for which that is no advice
+    (``evaluate``) says its own with ``problem``."""
+
+    TRAIN_ALTERNATIVE = (" Without them, train with metrics=none (no FID/IS/KID), or measure offline in a feature "
+                         "space trained here: metrics=scorer metrics.scorer_ckpt=<a model=contrastive run>, or on "
+                         "labelled data metrics=classifier.")
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem + self.TRAIN_ALTERNATIVE)
+        self.problem = problem
+
+
 def resolve_weights(weights_path: str | Path | None) -> Path:
     """The weights file to load: ``weights_path`` if given, else torch-fidelity's cached copy, downloaded if absent.
 
@@ -34,10 +48,10 @@ def resolve_weights(weights_path: str | Path | None) -> Path:
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise MissingInputError(
+            raise MissingWeightsError(
                 f"metrics.weights_path={weights_path} does not exist. Point it at torch-fidelity's InceptionV3 "
                 f"weights ({URL_INCEPTION_V3}), or set metrics.weights_path=null to use {default_weights_path()} "
-                "(downloaded there when there is network), or train with metrics=none."
+                "(downloaded there when there is network)."
             )
         return path
     path = default_weights_path()
@@ -47,10 +61,10 @@ def resolve_weights(weights_path: str | Path | None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(URL_INCEPTION_V3, str(path), progress=False)
     except OSError as error:  # URLError, socket errors, unwritable cache dir
-        raise MissingInputError(
+        raise MissingWeightsError(
             f"The InceptionV3 weights for FID/IS/KID are not at {path} and could not be downloaded from "
             f"{URL_INCEPTION_V3} ({error}). Copy that file to {path} (the directory follows $TORCH_HOME), or set "
-            "metrics.weights_path=/path/to/weights-inception-2015-12-05-6726825d.pth, or train with metrics=none."
+            "metrics.weights_path=/path/to/weights-inception-2015-12-05-6726825d.pth."
         ) from error
     return path
 

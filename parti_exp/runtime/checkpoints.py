@@ -81,17 +81,36 @@ def load_checkpoint_file(source: str | Path | IO[bytes], key: str = "ckpt_path",
         raise BadCheckpointError(f"{key}={name} is not a readable PyTorch checkpoint: {error}") from error
 
 
+def checkpoint_file(path: str | Path, key: str = "ckpt_path") -> Path:
+    """The checkpoint file a user's ``path`` names: the file itself, or a run directory's ``checkpoints/last.ckpt``
+    (a ``checkpoints/`` directory's ``last.ckpt``). MissingInputError otherwise; ``key`` names the setting ``path``
+    came from. Every command and every ``*_ckpt`` key reads its path through here, so all accept the same forms."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
+            if candidate.is_file():
+                return candidate
+        raise MissingInputError(
+            f"{key}={path} is a directory without checkpoints/last.ckpt: give a run directory "
+            "(logs/train/runs/<run>, the hydra.run.dir of a training run) or a .ckpt file"
+        )
+    if not path.is_file():
+        raise MissingInputError(
+            f"{key}={path} does not exist; give a .ckpt file or a run directory (its checkpoints/last.ckpt is used)"
+        )
+    return path
+
+
 def require_checkpoint_file(path: str | Path, key: str = "ckpt_path") -> None:
-    """MissingInputError unless ``path`` is a file; ``key`` names the setting it came from."""
-    if not Path(path).is_file():
-        raise MissingInputError(f"{key}={path} does not exist (or is not a file)")
+    """MissingInputError unless ``path`` names a checkpoint file (``checkpoint_file``)."""
+    checkpoint_file(path, key)
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
-    """Read a parti_exp checkpoint on the CPU, with a clear error for anything else; ``key`` names the setting the
-    path came from in error messages. Its stored config is checked before anyone builds from it."""
-    path = Path(path)
-    require_checkpoint_file(path, key)
+    """Read a parti_exp checkpoint (a file or a run directory, ``checkpoint_file``) on the CPU, with a clear error
+    for anything else; ``key`` names the setting the path came from in error messages. Its stored config is checked
+    before anyone builds from it."""
+    path = checkpoint_file(path, key)
     # Memory-mapped: checks that read only the stored config (a resume's) do not read every tensor.
     checkpoint = load_checkpoint_file(path, key, mmap=True)
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
@@ -152,21 +171,12 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
             return str(last)
         log.info("ckpt_path=last: no %s yet, starting a new run", last)
         return None
-    path = Path(ckpt_path).expanduser()
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-            if candidate.is_file():
-                return str(candidate)
-        raise MissingInputError(
-            f"ckpt_path={ckpt_path} is a directory without checkpoints/last.ckpt: give a run directory "
-            "(logs/train/runs/<run>) or a .ckpt file"
-        )
-    if not path.exists():
-        raise MissingInputError(
-            f"ckpt_path={ckpt_path} does not exist; give a .ckpt file, a run directory, or ckpt_path=last "
-            "with hydra.run.dir set to the run to continue"
-        )
-    return str(path)
+    try:
+        return str(checkpoint_file(ckpt_path))
+    except MissingInputError as error:
+        if Path(ckpt_path).expanduser().is_dir():
+            raise
+        raise MissingInputError(f"{error}, or ckpt_path=last with hydra.run.dir set to the run to continue") from None
 
 
 # Config keys that must be equal for a checkpoint's tensors and training state to mean the same thing.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from torchvision.io import write_png
@@ -28,10 +29,7 @@ def grid_uint8(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(grid_uint8(images, nrow), str(path))
-    return path
+    return save_uint8(grid_uint8(images, nrow), path)
 
 
 def save_each(images: torch.Tensor, out_dir: str | Path, start: int = 0, digits: int = 6) -> list[Path]:
@@ -47,8 +45,9 @@ def save_each(images: torch.Tensor, out_dir: str | Path, start: int = 0, digits:
     return paths
 
 
-def save_captioned_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, caption_height: int = 14) -> Path:
-    """One row of images per caption, the caption written above its row (white text on black)."""
+def captioned_grid_uint8(rows: list[tuple[str, torch.Tensor]], caption_height: int = 14) -> torch.Tensor:
+    """One row of images (in [-1, 1]) per caption, the caption written above its row (white text on black), as a
+    ``3 x H x W`` uint8 image."""
     grids = [grid_uint8(images, nrow=len(images)) for _, images in rows]
     width = max(grid.shape[-1] for grid in grids)
     canvas = Image.new("RGB", (width, sum(caption_height + grid.shape[-2] for grid in grids)))
@@ -59,7 +58,17 @@ def save_captioned_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, 
         pixels = grid.expand(3, -1, -1).permute(1, 2, 0).numpy()
         canvas.paste(Image.fromarray(pixels), (0, top + caption_height))
         top += caption_height + grid.shape[-2]
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1)
+
+
+def save_uint8(image: torch.Tensor, path: str | Path) -> Path:
+    """A ``C x H x W`` uint8 image as a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    write_png(image.contiguous(), str(path))
     return path
+
+
+def save_captioned_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, caption_height: int = 14) -> Path:
+    """One row of images per caption, the caption written above its row (``captioned_grid_uint8``)."""
+    return save_uint8(captioned_grid_uint8(rows, caption_height), path)

@@ -1,11 +1,12 @@
 """Small torch utilities: run a block with nets in eval mode, or with a net's parameters frozen, then put each back
-as it was; the loss scale of a run under fp16 loss scaling."""
+as it was; the loss scale of a run under fp16 loss scaling; a tensor of an array that may be read-only."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.plugins.precision import MixedPrecision
@@ -52,3 +53,10 @@ def loss_scale(trainer: Trainer | None) -> float:
     loss-scaled output must be divided by."""
     scaler = grad_scaler(trainer)
     return float(scaler.get_scale()) if scaler is not None else 1.0
+
+
+def tensor_of(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor holding ``array``: shared when the array is writable, else copied. The uint8 cache is memory-mapped
+    read-only, and ``torch.from_numpy`` of a read-only array warns that writing to the tensor would be undefined."""
+    array = np.asarray(array)
+    return torch.from_numpy(np.ascontiguousarray(array) if array.flags.writeable else np.array(array))

@@ -30,4 +30,4 @@ def test_caption_accuracy_refuses_free_text_captions(tmp_path):
     with pytest.raises(ConfigError, match="captions_folder's captions do not name one class per image: set "
                        "callbacks.caption_accuracy=null"):
         callback.setup(trainer, module, "fit")
-    assert callback.classifier is None and not any(tmp_path.iterdir())  # no classifier trained
+    assert callback.reader is None and not any(tmp_path.iterdir())  # no classifier trained

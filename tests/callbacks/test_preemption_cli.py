@@ -13,6 +13,7 @@ from parti_exp.runtime.checkpoints import read_checkpoint
 
 ARGS = [
     "experiment=quickstart",
+    "model=dcgan",  # the cheapest nets: the test is about the signal, not the model
     "metrics=none",
     "trainer.limit_train_batches=20",  # of the 25 batches of 64 digits
     "trainer.limit_val_batches=1",

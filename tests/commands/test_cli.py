@@ -13,7 +13,7 @@ from parti_exp.train import train
 @pytest.mark.slow
 def test_train_then_sample_from_the_command_line(tmp_path):
     run_dir = tmp_path / "run"
-    run(
+    trained = run(
         "parti_exp.train",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=4",
@@ -23,6 +23,10 @@ def test_train_then_sample_from_the_command_line(tmp_path):
         f"hydra.run.dir={run_dir}",
         f"paths.root_dir={tmp_path}",
     )
+    # The console says where the run is written, as it starts and when it is done.
+    console = trained.stdout + trained.stderr
+    assert f"run directory: {run_dir}" in console and f"run written to {run_dir}" in console
+    assert console.index("run directory:") < console.index("run written to")
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["epoch_0000.png", "epoch_0001.png"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "curves.png").is_file()

@@ -90,6 +90,28 @@ def test_quickstart_experiment_pins_cpu_and_small_nets(cfg_factory):
     assert cfg.data._target_.endswith("DigitsDataModule")
 
 
+@pytest.mark.parametrize(
+    ("model", "n_critic", "epochs"),
+    [("cgan_pd", 1, 40), ("dcgan", 1, 60), ("wgan_gp", 5, 150), ("sngan", 1, 40), ("stylegan_lite", 1, 30)],
+)
+def test_naming_a_model_on_the_digits_gives_its_digits_setting(cfg_factory, model, n_critic, epochs):
+    """conf/model_data/<model>_digits.yaml, with or without experiment=quickstart (which only pins the CPU)."""
+    for preset in ([], ["experiment=quickstart"]):
+        cfg = cfg_factory(*preset, f"model={model}", fast=False)
+        assert (cfg.model.n_critic, cfg.trainer.max_epochs, cfg.model.generator.width) == (n_critic, epochs, 32)
+        assert cfg.model.ema is not None  # every GAN samples from averaged weights on the digits
+    assert cfg.trainer.accelerator == "cpu"
+
+
+def test_the_default_run_is_cgan_pd_with_its_digits_setting(cfg_factory):
+    cfg = cfg_factory(fast=False)
+    assert cfg.model.generator._target_.endswith("ConditionalResNetGenerator")
+    assert cfg.model.discriminator.spectral_norm is False
+    assert cfg.loss.adversarial._target_.endswith("HingeLoss")
+    assert (cfg.loss.regularizers.r1.gamma, cfg.loss.regularizers.r1.every) == (1.0, 16)
+    assert cfg.model.ema.half_life_images == 10000 and cfg.trainer.max_epochs == 40
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "parti_exp.train", *args],

@@ -79,7 +79,7 @@ def test_kept_pixels_are_the_reconstruction_and_an_empty_mask_changes_nothing(tm
                        "pad=[4,4,4,4]", "prompt=a handwritten zero", "n=4")
     paths = edit(cfg, tmp_path / "out")
     assert len(paths) == 4
-    canvas = np.pad(digit(8), 4)
+    canvas = np.pad(digit(8), 4, mode="edge")  # pad_value=edge: the image's border, repeated
     expected = reconstruction(canvas)
     edits = torch.stack([read_image(str(path)) for path in paths])
     assert torch.equal(edits[:, :, 4:12, 4:12], expected[:, 4:12, 4:12].expand(4, -1, -1, -1))
@@ -90,6 +90,27 @@ def test_kept_pixels_are_the_reconstruction_and_an_empty_mask_changes_nothing(tm
                        "prompt=a handwritten zero", "n=2")
     for path in edit(cfg, tmp_path / "empty"):
         assert torch.equal(read_image(str(path)), reconstruction(digit(SIZE)))
+
+
+def test_outpainting_keeps_a_light_pictures_pixels_whatever_they_are_padded_with(tmp_path):
+    """The tokenizer encodes the whole canvas, so the padding's fill reaches the kept pixels' reconstruction; the
+    default fill, the picture's own border, adds nothing that is not in the picture."""
+    picture = np.full((8, 8), 230)
+    picture[2:6, 2:6] = 120  # a grey square on a light ground
+    write_png(tmp_path / "light.png", picture)
+
+    def kept(*overrides: str) -> torch.Tensor:
+        cfg = compose_edit(tmp_path, f"ckpt_path={PARTI}", f"image={tmp_path / 'light.png'}", "mask=none",
+                           "pad=[4,4,4,4]", "prompt=a handwritten zero", "n=1", *overrides)
+        (path,) = edit(cfg, tmp_path / "_".join(overrides or ["default"]))
+        return read_image(str(path))[:, 4:12, 4:12].float()
+
+    default, light, black = kept(), kept("pad_value=230"), kept("pad_value=0")
+    assert torch.equal(default, light)
+    # A black fill shows through: the leak the default avoids.
+    assert (black - light).abs().mean() > 10
+    with pytest.raises(ConfigError, match="pad_value=256 must be edge"):
+        kept("pad_value=256")
 
 
 @pytest.mark.parametrize(

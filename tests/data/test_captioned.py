@@ -144,6 +144,44 @@ def test_a_bad_metadata_row_is_named_with_its_file_and_line(tmp_path, row, messa
     assert len(skipping.train_set) + len(skipping.val_set) == 4
 
 
+def break_image(path: Path) -> None:
+    """Cut a PNG to its first bytes: the header reads, the pixels do not."""
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def test_skip_bad_leaves_out_an_undecodable_image_with_its_captions(tmp_path, caplog):
+    folder = tmp_path / "set"
+    write_imagefolder(folder, 8)
+    break_image(folder / "images" / "img_003.png")
+    with pytest.raises(ValueError, match=r"cannot decode image .*img_003.png.*data.skip_bad=true"):
+        module(folder, tmp_path).setup()
+    skipping = module(folder, tmp_path, skip_bad=True)
+    skipping.setup()
+    assert len(skipping.train_set) + len(skipping.val_set) == 7
+    assert "1 unreadable files skipped" in caplog.text
+    # Every image still carries its own captions: the grey level 10 * i of image i, and "picture number i".
+    for split, dataset in (("train", skipping.train_set), ("val", skipping.val_set)):
+        for image, captions in zip(dataset.images, captions_of(skipping, split)):
+            assert captions[0] == f"picture number {int(image[0, 0, 0]) // 10}"
+    assert "picture number 3" not in [c[0] for split in ("train", "val") for c in captions_of(skipping, split)]
+    # The entry built while skipping is not served to a run that does not skip.
+    with pytest.raises(ValueError, match="img_003.png"):
+        module(folder, tmp_path).setup()
+
+
+def test_skip_bad_leaves_out_an_undecodable_coco_image(tmp_path):
+    write_coco(tmp_path / "coco", 2017)
+    break_image(tmp_path / "coco" / "train2017" / "000000000101.jpg")
+    options = dict(path=tmp_path / "coco", root=tmp_path, img_size=8, batch_size=2, decode_workers=0)
+    with pytest.raises(ValueError, match=r"000000000101.jpg.*data.skip_bad=true"):
+        COCODataModule(**options).setup()
+    datamodule = COCODataModule(**options, skip_bad=True)
+    datamodule.setup()
+    assert len(datamodule.train_set) == 3
+    assert [c[0] for c in captions_of(datamodule, "train")] == [f"Caption 0 of {i}." for i in (100, 102, 103)]
+    assert captions_of(datamodule, "val")[0][0] == "Caption 0 of 104."
+
+
 def test_an_image_without_its_text_file_is_named(tmp_path):
     folder = tmp_path / "photos"
     for i in range(3):

@@ -8,7 +8,8 @@ images follow. ``caption_source()`` maps the ids back to their captions.
 
 Captions are cleaned as they are read: control characters become spaces and runs of whitespace one space. Bad
 input is refused before anything is decoded, naming the file and row, or skipped and counted with
-``skip_bad=true``.
+``skip_bad=true``; so is an image that cannot be decoded, found while the cache is built (with ``skip_bad=true`` its
+captions are left out with it).
 """
 
 from __future__ import annotations
@@ -140,15 +141,24 @@ class CaptionedDataModule(CachedImageDataModule):
         images = [entry.path for entry in self.listing(split)]
         return SourceFiles(self.source_base(), images + self.caption_files(split))
 
+    def cache_settings(self) -> dict[str, object]:
+        # An entry built while skipping holds fewer images than its listing: only such a run may read it. Named only
+        # when on, so that entries built before the setting existed keep their names.
+        return {**super().cache_settings(), **({"skip_bad": True} if self.skip_bad else {})}
+
     def decode(self, split: str) -> DecodedSplit:
+        # Cached with each image's position in the listing as its label; ``load_split`` turns those into the
+        # caption ids, so an undecodable image skipped here takes its captions with it.
         entries = self.listing(split)
+        skipped: list[int] = []
         chunks = decode_image_files(
             [entry.path for entry in entries],
             pil_mode(self.channels),
             partial(resize_center_crop, size=self.img_size),
             self.decode_workers,
+            skipped if self.skip_bad else None,
         )
-        return DecodedSplit(np.arange(len(entries), dtype=np.int64), chunks)
+        return DecodedSplit(np.arange(len(entries), dtype=np.int64), chunks, skipped)
 
     def _captions_path(self, split: str) -> Path:
         return self.cache.directory / f"{self.cache_entry(split)}.captions.json"
@@ -159,7 +169,9 @@ class CaptionedDataModule(CachedImageDataModule):
         if path.is_file():
             self._captions[split] = json.loads(path.read_text(encoding="utf-8"))
         else:
-            self._captions[split] = [entry.captions for entry in self.listing(split)]
+            # The cached labels are listing positions: those of the images that were decoded.
+            listing = self.listing(split)
+            self._captions[split] = [listing[i].captions for i in np.asarray(dataset.labels).tolist()]
             # Renamed into place: a process reading the cache never sees half a file.
             temp = path.with_name(f".{path.name}.{os.getpid()}")
             temp.write_text(json.dumps(self._captions[split], ensure_ascii=False), encoding="utf-8")
@@ -167,7 +179,8 @@ class CaptionedDataModule(CachedImageDataModule):
         if len(self._captions[split]) != len(dataset):
             raise ValueError(f"{path} lists captions of {len(self._captions[split])} images, the cache entry holds "
                              f"{len(dataset)}: delete both and run again to rebuild them")
-        return dataset
+        # Caption ids: the image's place in the split (its captions' place in the list), whatever was skipped.
+        return UInt8ImageDataset(dataset.images, np.arange(len(dataset), dtype=np.int64))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

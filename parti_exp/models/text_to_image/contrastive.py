@@ -28,7 +28,7 @@ from parti_exp.models.text_to_image.captioned import CaptionedModule
 from parti_exp.models.text_to_image.hard_negatives import WordOrderNegatives
 from parti_exp.models.text_to_image.info_nce import symmetric_info_nce
 from parti_exp.nets.dual_encoder import DualEncoder, PooledTextEncoder
-from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.torch_utils import eval_mode
 from parti_exp.runtime.validation import is_int_at_least, require
@@ -160,6 +160,16 @@ class ContrastiveModule(CaptionedModule):
         with eval_mode(self.dual_encoder):
             return self.dual_encoder.embed_text(*self.encode_captions(captions))
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, img_size, img_size)`` of the images the image tower reads."""
+        tower = self.dual_encoder.image_encoder
+        return tower.channels, tower.img_size, tower.img_size
+
+    @property
+    def embed_dim(self) -> int:
+        return self.dual_encoder.image_proj.out_features
+
     def check_images_fit(self, img_size: int, channels: int, what: str) -> None:
         """Raise ValueError unless the image tower was built for ``channels x img_size x img_size`` images."""
         tower = self.dual_encoder.image_encoder
@@ -173,9 +183,11 @@ class ContrastiveModule(CaptionedModule):
 def load_contrastive(path: str | Path, what: str = "scorer_ckpt") -> ContrastiveModule:
     """The trained scorer of a ``model=contrastive`` checkpoint, frozen and in eval mode; ``what``: the config key
     that named it, for the error messages."""
-    if not Path(path).is_file():
-        raise MissingInputError(f"{what}={path} does not exist: give the checkpoints/last.ckpt of a "
-                                "`python -m parti_exp.train model=contrastive data=...` run")
+    try:
+        path = checkpoint_file(path, what)
+    except MissingInputError as error:
+        raise MissingInputError(f"{error}: the run directory (or its checkpoints/last.ckpt) of a "
+                                "`python -m parti_exp.train model=contrastive data=...` run") from None
     module, _ = module_from_checkpoint(read_checkpoint(path, what))
     if not isinstance(module, ContrastiveModule):
         raise BadCheckpointError(f"{what}={path} holds a {type(module).__name__}, not a contrastive scorer: train one "

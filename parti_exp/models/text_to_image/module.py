@@ -13,7 +13,6 @@ subword tokenizer (``text_tokenizer: null``) keep their word tokenizer.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -29,7 +28,7 @@ from parti_exp.models.text_to_image.captioned import CaptionedModule
 from parti_exp.models.text_to_image.sampling import SamplingConfig, sample_image_tokens
 from parti_exp.models.text_to_image.text_tokenizer import WordTokenizer
 from parti_exp.nets.transformer import TextToImageTransformer
-from parti_exp.runtime.checkpoints import MODEL_EXTRAS_KEY, load_net
+from parti_exp.runtime.checkpoints import MODEL_EXTRAS_KEY, checkpoint_file, load_net
 from parti_exp.runtime.console import expect_frozen_modules
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.instantiate import instantiate
@@ -42,11 +41,11 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 def load_image_tokenizer(path: str) -> tuple[nn.Module, dict]:
     """The frozen autoencoder of a ``model=vqgan`` checkpoint (encode: images -> codes, decode: codes -> images),
     and its net config."""
-    if not Path(path).is_file():
-        raise MissingInputError(
-            f"model.tokenizer_ckpt={path} does not exist: give the checkpoints/last.ckpt of a "
-            "`python -m parti_exp.train model=vqgan` run"
-        )
+    try:
+        path = checkpoint_file(path, "model.tokenizer_ckpt")
+    except MissingInputError as error:
+        raise MissingInputError(f"{error}: the run directory (or its checkpoints/last.ckpt) of a "
+                                "`python -m parti_exp.train model=vqgan` run") from None
     net, net_cfg = load_net(path, "generator", key="model.tokenizer_ckpt")
     if not isinstance(net, ImageTokenizer):
         raise BadCheckpointError(

@@ -25,6 +25,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from parti_exp.errors import BadDataError, MissingInputError
+from parti_exp.runtime.progress import progress, shows_bars
 from parti_exp.runtime.validation import is_int_at_least, require
 
 log = logging.getLogger(__name__)
@@ -152,9 +153,10 @@ class BPETokenizer:
             vocab_size=vocab_size,
             special_tokens=list(cls.SPECIALS),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
+            show_progress=shows_bars(),  # the library's own bar, on a terminal
         )
-        tokenizer.train_from_iterator(corpus, trainer, length=len(corpus))
+        with progress("training the text tokenizer", len(corpus), "captions"):
+            tokenizer.train_from_iterator(corpus, trainer, length=len(corpus))
         return cls(tokenizer, max_len)
 
     @classmethod

@@ -43,7 +43,8 @@ def test_n_critic_schedule(cfg_factory, model, n_critic, k):
     ],
 )
 def test_fast_dev_run_on_digits_steps_both_nets_and_logs(cfg_factory, model, fast_dev_run, steps):
-    cfg = cfg_factory(f"model={model}", f"trainer.fast_dev_run={fast_dev_run}")
+    # ~model_data: each model's paper settings (its n_critic), not its digits setting
+    cfg = cfg_factory(f"model={model}", "~model_data", f"trainer.fast_dev_run={fast_dev_run}")
     seed_everything(cfg.seed)
     before = build_module(cfg)
     seed_everything(cfg.seed)  # the same initial weights in the trained module

@@ -94,7 +94,8 @@ class LearningRates(Callback):
 def test_linear_decay_steps_each_net_to_zero_over_the_run(cfg_factory, limits):
     # sngan: n_critic=5 and LinearLR to zero for both nets with total_iters null (the run's length).
     lrs = LearningRates()
-    run = train(cfg_factory("model=sngan", *limits, "trainer.limit_val_batches=0"), [lrs])
+    # ~model_data: the paper's settings, not the digits setting's (n_critic 1, lr 1e-3)
+    run = train(cfg_factory("model=sngan", "~model_data", *limits, "trainer.limit_val_batches=0"), [lrs])
     assert (run.module.d_step, run.module.g_step) == (10, 2)
     g_scheduler, d_scheduler = (config.scheduler for config in run.trainer.lr_scheduler_configs)
     assert (g_scheduler.total_iters, d_scheduler.total_iters) == (2, 10)
@@ -104,7 +105,8 @@ def test_linear_decay_steps_each_net_to_zero_over_the_run(cfg_factory, limits):
 
 
 def test_an_explicit_schedule_length_is_kept(cfg_factory):
-    run = train(cfg_factory("model=sngan", "model.d_scheduler.total_iters=100", "trainer.limit_train_batches=5"))
+    run = train(cfg_factory("model=sngan", "~model_data", "model.d_scheduler.total_iters=100",
+                            "trainer.limit_train_batches=5"))
     g_scheduler, d_scheduler = (config.scheduler for config in run.trainer.lr_scheduler_configs)
     assert (g_scheduler.total_iters, d_scheduler.total_iters) == (1, 100)
 

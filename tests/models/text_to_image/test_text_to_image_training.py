@@ -172,3 +172,41 @@ def test_parti_trains_on_a_captioned_folder_and_samples_a_free_text_prompt(tmp_p
     paths = sample(compose_sample(tmp_path, f"ckpt_path={ckpt}", "prompts=[a red bus parked on a street]", "n=2"),
                    tmp_path / "out")
     assert len(paths) == 2 and PILImage.open(paths[0]).size == (16, 16)
+
+
+def test_the_checkpoint_of_the_lowest_validation_loss_is_kept(tmp_path):
+    import csv
+
+    run = tmp_path / "run"
+    # A learning rate high enough that the validation loss does not fall every epoch.
+    train(compose_train(tmp_path, *PARTI, f"model.tokenizer_ckpt={OLD_TOKENIZER}", "trainer.max_epochs=4",
+                        "trainer.limit_train_batches=2", "model.optimizer.lr=0.05", "callbacks.caption_accuracy=null",
+                        "callbacks.prompt_grid.every_n_epochs=10", fast=False))
+    with open(run / "csv" / "metrics.csv", newline="") as file:
+        val_ce = {int(row["epoch"]): float(row["val/ce"]) for row in csv.DictReader(file) if row.get("val/ce")}
+    assert len(val_ce) == 4
+    best = read_checkpoint(run / "checkpoints" / "best_val_ce.ckpt")
+    assert best["epoch"] == min(val_ce, key=val_ce.get)
+    assert [p.name for p in (run / "checkpoints").glob("best_val_ce*")] == ["best_val_ce.ckpt"]
+
+
+def test_a_run_on_cached_captions_measured_by_a_scorer_warns_of_no_read_only_array(tmp_path):
+    """The uint8 cache is memory-mapped read-only: tensors made from it must not warn that they are not writable."""
+    import warnings
+
+    from parti_exp.testing.shapes import write_shapes_folder
+
+    folder = write_shapes_folder(tmp_path / "shapes", n=24, size=16)
+    data = ["data=captions", f"data.path={folder}", "data.channels=1", "data.img_size=16", "data.batch_size=4",
+            "data.val_fraction=0.25"]
+    scorer = ["model=contrastive", "model.image_encoder.width=8", "model.image_encoder.dim=16",
+              "model.text_encoder.dim=16", "model.embed_dim=16", "trainer.max_epochs=1", "trainer.accelerator=cpu",
+              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "metrics=none"]
+    train(compose_train(tmp_path / "scorer", *scorer, *data, fast=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(compose_train(tmp_path, *PARTI_ANY_DATA, *data, f"model.tokenizer_ckpt={OLD_TOKENIZER}",
+                            f"callbacks.text_image_metrics.scorer_ckpt={tmp_path / 'scorer' / 'run'}",
+                            "callbacks.text_image_metrics.num_images=6", "trainer.max_epochs=1", fast=False))
+    assert not [str(w.message) for w in caught if "not writable" in str(w.message)]
+    assert (tmp_path / "run" / "checkpoints" / "best_val_ce.ckpt").is_file()

@@ -42,6 +42,7 @@ def test_short_vae_run_beats_a_factorised_baseline_and_samples_varied_digits(cfg
     assert result.metrics["val/bpd_iw"] <= result.metrics["val/bpd"] + 0.01
     assert result.metrics["val/active_units"] >= 4, "the posterior collapsed to the prior"
     assert before["verdict"].confident_share < 0.1  # an untrained decoder draws grey blobs
-    # MEASURED
-    assert after.confident_share >= VAE_CONFIDENT, after
-    assert after.min_class_share >= VAE_SMALLEST, after
+    # Measured on seeds 42 and 1: the stricter judge read 0.140 and 0.163 of 300 prior samples as confident digits
+    # (5 epochs of a small VAE: blurry, but digits), the smallest class 0.027 and 0.030.
+    assert after.confident_share >= 0.10, after
+    assert after.min_class_share >= 0.015, after
