@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import write_pngs
 from PIL import Image
 
 from parti_exp.errors import BadDataError, ConfigError, MissingInputError
@@ -42,12 +41,12 @@ def test_ssim_is_one_for_equal_images_and_falls_with_distortion():
     assert ssim(images[..., :4, :4], images[..., :4, :4]).tolist() == pytest.approx([1, 1, 1])
 
 
-def test_evaluate_matches_outputs_to_targets_by_file_name(evaluate_cfg, tmp_path):
+def test_evaluate_matches_outputs_to_targets_by_file_name(evaluate_cfg, png_writer, tmp_path):
     rng = np.random.default_rng(0)
     targets = rng.integers(0, 256, size=(4, 1, 16, 16), dtype=np.uint8)
     outputs = np.clip(targets.astype(int) + rng.integers(-20, 21, size=targets.shape), 0, 255).astype(np.uint8)
-    write_pngs(tmp_path / "targets", targets)
-    write_pngs(tmp_path / "outputs", outputs)
+    png_writer(tmp_path / "targets", targets)
+    png_writer(tmp_path / "outputs", outputs)
     Image.new("L", (40, 20)).save(tmp_path / "outputs" / "sheet.png")  # an output without a target: left out
     cfg = evaluate_cfg(f"outputs_dir={tmp_path / 'outputs'}", f"targets_dir={tmp_path / 'targets'}")
     result = evaluate(cfg, tmp_path / "run")
@@ -58,10 +57,10 @@ def test_evaluate_matches_outputs_to_targets_by_file_name(evaluate_cfg, tmp_path
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["psnr"] == result["psnr"]
 
 
-def test_evaluate_refuses_incomplete_or_mismatched_folders(evaluate_cfg, tmp_path):
+def test_evaluate_refuses_incomplete_or_mismatched_folders(evaluate_cfg, png_writer, tmp_path):
     images = np.zeros((3, 1, 8, 8), dtype=np.uint8)
-    write_pngs(tmp_path / "targets", images)
-    write_pngs(tmp_path / "outputs", images[:2])
+    png_writer(tmp_path / "targets", images)
+    png_writer(tmp_path / "outputs", images[:2])
     cfg = evaluate_cfg(f"outputs_dir={tmp_path / 'outputs'}", f"targets_dir={tmp_path / 'targets'}")
     with pytest.raises(MissingInputError, match="no output for 1 of the 3 targets.*0002.png"):
         evaluate(cfg, tmp_path / "run")

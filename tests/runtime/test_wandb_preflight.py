@@ -104,7 +104,8 @@ def test_the_command_stops_before_decoding_any_data(tmp_path):
     env = {**subprocess_env(), "WANDB_BASE_URL": closed_port_url(), "WANDB_API_KEY": FAKE_KEY, "HOME": str(tmp_path)}
     env.pop("WANDB_MODE", None)
     result = run_entry_point(
-        "parti_exp.train", "logger=wandb", "model=dcgan", "data=folder", f"data.path={tmp_path / 'images'}", "data.img_size=8",
+        "parti_exp.train", "logger=wandb", "model=dcgan", "data=folder", f"data.path={tmp_path / 'images'}",
+        "data.img_size=8",
         "metrics=none", "model.generator.width=8", "model.discriminator.width=8", "trainer.limit_train_batches=1",
         f"hydra.run.dir={tmp_path / 'run'}", f"paths.root_dir={tmp_path}", env=env, check=False,
     )
