@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from parti_exp import CONF_DIR
 from parti_exp.builders import resolve_device
 from parti_exp.inference.translation import check_translator, translate_images
-from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.trust import trusting_checkpoints
@@ -27,6 +27,9 @@ from parti_exp.runtime.validation import is_int_at_least, require
 def translate(cfg: DictConfig, out_dir: Path) -> list[Path]:
     """Translate every image of ``cfg.image`` into ``out_dir``; return the outputs' paths."""
     require(is_int_at_least(cfg.batch_size, 1), "batch_size", f"must be an integer >= 1, got {cfg.batch_size!r}")
+    # A run directory stands for its last.ckpt, and the file is what the manifest records.
+    cfg = cfg.copy()
+    cfg.ckpt_path = str(checkpoint_file(cfg.ckpt_path))
     with trusting_checkpoints(cfg.trust_checkpoint):
         checkpoint = read_checkpoint(cfg.ckpt_path)
         module, train_cfg = module_from_checkpoint(checkpoint)

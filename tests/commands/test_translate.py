@@ -3,6 +3,7 @@ directions of a CycleGAN) and its errors (a folder with a non-image, an input of
 not a translator); and `python -m parti_exp.sample` with a translator's checkpoint."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,15 @@ def test_a_folder_of_low_resolution_inputs_is_translated_file_by_file(checkpoint
                                       f"image={tmp_path / 'in' / 'digit 1.png'}", f"out_dir={tmp_path / 'one'}"),
                     tmp_path / "one")
     assert np.array_equal(np.asarray(Image.open(one[0])), np.asarray(Image.open(paths[1])))
+
+    # a run directory stands for its checkpoints/last.ckpt, and the manifest records that file
+    run_dir = str(Path(checkpoints["sr"]).parents[1])
+    by_run = translate(compose_translate(tmp_path, f"ckpt_path={run_dir}", f"image={tmp_path / 'in' / 'digit 1.png'}",
+                                         f"out_dir={tmp_path / 'by_run'}"), tmp_path / "by_run")
+    assert np.array_equal(np.asarray(Image.open(by_run[0])), np.asarray(Image.open(paths[1])))
+    by_run_manifest = json.loads((tmp_path / "by_run" / "manifest.json").read_text())
+    assert by_run_manifest["checkpoint"] == str(Path(checkpoints["sr"]).resolve())
+    assert by_run_manifest["checkpoint_sha256"] == manifest["checkpoint_sha256"]
 
 
 def test_inputs_of_another_size_or_broken_files_are_refused_by_name(checkpoints, tmp_path):
