@@ -22,6 +22,7 @@ from parti_exp.errors import ConfigError
 from parti_exp.inference.edit_inputs import input_images, output_folders, read_image
 from parti_exp.inference.edit_mask import cells_touched, requested_mask
 from parti_exp.inference.manifest import MANIFEST, file_sha256
+from parti_exp.metrics.folder_images import IMAGES_KEY
 from parti_exp.models.protocols import Translates, TranslationTask
 from parti_exp.runtime.images import GRID_SIZE, save_each, save_grid, to_uint8
 from parti_exp.runtime.instantiate import instantiate
@@ -120,7 +121,9 @@ def write_translation_manifest(
         "direction": cfg.direction,
         **task.describe(),
         "mask": OmegaConf.to_container(cfg.mask) if OmegaConf.is_config(cfg.get("mask")) else cfg.get("mask"),
-        "images": [{"input": str(i), "output": o.name} for i, o in zip(inputs, outputs)],
+        # The outputs under the key evaluate reads a folder's images by (not sheet.png); their inputs, in order.
+        IMAGES_KEY: [o.name for o in outputs],
+        "inputs": [str(i) for i in inputs],
     }
     path = out_dir / MANIFEST
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -12,6 +12,7 @@ from hydra_compose import compose_sample, compose_train, compose_translate, run_
 from PIL import Image
 
 from parti_exp.errors import BadDataError, ConfigError, MissingInputError
+from parti_exp.metrics.folder_images import image_files
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.images import to_uint8
 from parti_exp.sample import sample
@@ -77,7 +78,10 @@ def test_a_folder_of_low_resolution_inputs_is_translated_file_by_file(checkpoint
     assert Image.open(out / "sheet.png").size == (3 * 18 + 2, 2 * 18 + 2)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["task"] == "super_resolution" and manifest["scale"] == 4 and manifest["input"] == [1, 4, 4]
-    assert [entry["output"] for entry in manifest["images"]] == [p.name for p in paths]
+    assert manifest["images"] == [p.name for p in paths]
+    assert manifest["inputs"] == [str(tmp_path / "in" / f"digit {i}.png") for i in range(3)]
+    # the outputs as evaluate reads the folder: the manifest's images, not the sheet
+    assert image_files(out, "outputs_dir") == paths
     assert manifest["checkpoint"].endswith("last.ckpt") and len(manifest["checkpoint_sha256"]) == 64
 
     one = translate(compose_translate(tmp_path, f"ckpt_path={checkpoints['sr']}",
