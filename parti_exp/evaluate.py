@@ -5,7 +5,10 @@ importance-weighted bound).
 
 The feature space is the metrics group: ``inception`` (its weights must be at hand), or, offline, ``scorer`` (the
 image embeddings of a contrastive scorer trained here, ``scorer_ckpt=``) and ``classifier`` (a digit classifier
-trained on labelled data, or the one a run cached, ``classifier_ckpt=``)."""
+trained on labelled data, or the one a run cached, ``classifier_ckpt=``).
+
+python -m parti_exp.evaluate outputs_dir=A targets_dir=B: PSNR and SSIM of each output against the target of the
+same file name (``parti_exp.metrics.psnr_ssim``), averaged over the images; no feature space is involved."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from parti_exp.metrics.bits_per_dim import held_out_bits_per_dim
 from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.image_quality import ImageQualityMetrics
 from parti_exp.metrics.inception import MissingWeightsError
+from parti_exp.metrics.psnr_ssim import folder_psnr_ssim
 from parti_exp.models.protocols import BoundsLikelihood, MakesImagesForMetrics
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
@@ -149,14 +153,23 @@ def evaluate(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> d
     """Compute the metrics for ``cfg.ckpt_path`` or for ``cfg.real_dir`` vs ``cfg.fake_dir``; write
     ``out_dir/metrics.json`` and return its content. ``overrides``: what was typed on the command line."""
     folders = cfg.real_dir is not None or cfg.fake_dir is not None
-    if folders == (cfg.ckpt_path is not None) or (folders and (cfg.real_dir is None or cfg.fake_dir is None)):
+    pairs = cfg.get("outputs_dir") is not None or cfg.get("targets_dir") is not None
+    chosen = sum([folders, pairs, cfg.ckpt_path is not None])
+    incomplete = (folders and (cfg.real_dir is None or cfg.fake_dir is None)) or (
+        pairs and (cfg.outputs_dir is None or cfg.targets_dir is None))
+    if chosen != 1 or incomplete:
         raise ConfigError(
-            "give either ckpt_path=PATH (a training checkpoint) or both real_dir=DIR and fake_dir=DIR (image folders); "
-            f"got ckpt_path={cfg.ckpt_path}, real_dir={cfg.real_dir}, fake_dir={cfg.fake_dir}"
+            "give either ckpt_path=PATH (a training checkpoint), both real_dir=DIR and fake_dir=DIR (image folders), "
+            "or both outputs_dir=DIR and targets_dir=DIR (outputs and their targets by file name: PSNR, SSIM); got "
+            f"ckpt_path={cfg.ckpt_path}, real_dir={cfg.real_dir}, fake_dir={cfg.fake_dir}, "
+            f"outputs_dir={cfg.get('outputs_dir')}, targets_dir={cfg.get('targets_dir')}"
         )
     # The checkpoint and the feature extractor's weights load as data unless the user typed trust_checkpoint=true.
     with trusting_checkpoints(cfg.trust_checkpoint):
-        result = evaluate_folders(cfg) if folders else evaluate_checkpoint(cfg, overrides)
+        if pairs:
+            result = folder_psnr_ssim(cfg.outputs_dir, cfg.targets_dir)
+        else:
+            result = evaluate_folders(cfg) if folders else evaluate_checkpoint(cfg, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -164,8 +177,11 @@ def evaluate(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> d
 
 def report(result: dict) -> str:
     """What the console shows of ``result``: what was compared with what, in which feature space, and the numbers."""
-    lines = [f"{result['fake']} ({result['num_fake']} images) vs {result['real']} ({result['num_real']} images), "
-             f"measured in {result['feature_space']}:"]
+    if "num_pairs" in result:  # outputs_dir/targets_dir: pixel metrics, no feature space
+        lines = [f"{result['outputs']} vs {result['targets']} ({result['num_pairs']} images by file name):"]
+    else:
+        lines = [f"{result['fake']} ({result['num_fake']} images) vs {result['real']} ({result['num_real']} images), "
+                 f"measured in {result['feature_space']}:"]
     lines += [f"  {key:16s} {value:.6g}" for key, value in result.items() if isinstance(value, float)]
     return "\n".join(lines)
 

@@ -15,10 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch import seed_everything
-from step_timing import compose_train, describe_machine, durations, framework_step_times, interleaved_runs
+from step_timing import built_for_hand_loop, describe_machine, durations, framework_step_times, interleaved_runs
 
-from parti_exp.builders import build_datamodule, build_module
 from parti_exp.data.base import to_signed_unit
 
 
@@ -31,14 +29,10 @@ def hand_loop_step_times(
 ) -> list[float]:
     """Seconds of each step of the same training as GANModule.training_step, written out as a plain loop; ``bf16``:
     forward passes and losses under bf16 autocast, as a hand-written mixed-precision loop does it."""
-    cfg = compose_train(workdir, *overrides, fast=False)
-    seed_everything(cfg.seed)
-    datamodule, module = build_datamodule(cfg), build_module(cfg)
-    datamodule.setup()
+    module, loader = built_for_hand_loop(overrides, workdir)
     G, D, loss, n_critic = module.generator, module.discriminator, module.loss, module.n_critic
     regularizers = module.regularizers
     opt_g, opt_d = module.configure_optimizers()
-    loader = iter(datamodule.train_dataloader())
     starts = []
     for step in range(warmup + steps):
         if step >= warmup:

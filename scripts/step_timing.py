@@ -15,7 +15,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from hydra_compose import compose_train  # noqa: E402
 
+from parti_exp.builders import build_datamodule, build_module  # noqa: E402
 from parti_exp.train import train  # noqa: E402
+
+
+def built_for_hand_loop(overrides: list[str], workdir: Path):
+    """The module (nets, loss, optimizers) and an iterator over the train batches that ``overrides`` build, seeded as
+    ``train`` seeds them: what a hand-written loop starts from."""
+    from lightning.pytorch import seed_everything
+
+    cfg = compose_train(workdir, *overrides, fast=False)
+    seed_everything(cfg.seed)
+    datamodule, module = build_datamodule(cfg), build_module(cfg)
+    datamodule.setup()
+    return module, iter(datamodule.train_dataloader())
 
 
 class StepTimer(Callback):

@@ -60,6 +60,11 @@ def compose_edit(tmp_path: Path, *overrides: str) -> DictConfig:
         return compose(config_name="edit", overrides=[f"paths.root_dir={tmp_path}", *overrides])
 
 
+def compose_translate(tmp_path: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="translate", overrides=[f"paths.root_dir={tmp_path}", *overrides])
+
+
 def subprocess_env() -> dict[str, str]:
     """Environment for running ``python -m parti_exp...`` in a child process: quiet and single-threaded
     enough not to starve the parallel test runner."""

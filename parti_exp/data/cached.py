@@ -98,6 +98,10 @@ class CachedImageDataModule(ImageDataModule):
         """Every setting that changes the decoded pixels or labels (ints also appear in the entry's name)."""
         return {"img_size": self.img_size, "channels": self.channels}
 
+    def stored_shape(self) -> tuple[int, int, int]:
+        """The shape of one cached item: ``channels x img_size x img_size`` (an image pair stores both as one)."""
+        return (self.channels, self.img_size, self.img_size)
+
     def decode(self, split: str) -> DecodedSplit:
         raise NotImplementedError(f"{type(self).__name__} must implement decode")
 
@@ -131,7 +135,7 @@ class CachedImageDataModule(ImageDataModule):
                 cached = self.cache.load(name)
                 if cached is None:
                     decoded = self.decode(split)
-                    shape = (self.channels, self.img_size, self.img_size)
-                    cached = self.cache.build(name, decoded.labels, shape, decoded.image_chunks, decoded.skipped)
+                    cached = self.cache.build(name, decoded.labels, self.stored_shape(), decoded.image_chunks,
+                                              decoded.skipped)
         images, labels = cached
         return UInt8ImageDataset(images, self.select_labels(labels))

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from parti_exp.errors import ConfigError
 from parti_exp.inference.latent import class_sheets, interpolate, sample_latents
 from parti_exp.inference.prompts import sample_prompts
+from parti_exp.inference.translation import translate_held_out
 from parti_exp.models.gan.truncation import check_truncation
 from parti_exp.models.protocols import HasFamily
 
@@ -89,6 +90,27 @@ class PromptSampler(Sampler):
         module.use_captions(datamodule.caption_source())
 
 
+class TranslationSampler(Sampler):
+    """An image-to-image model (pix2pix, CycleGAN): ``n`` translations of held-out images of its dataset, grid.png
+    with their inputs and targets; its own images go through ``python -m parti_exp.translate``."""
+
+    def check(self, module: LightningModule, cfg: DictConfig) -> None:
+        super().check(module, cfg)
+        if cfg.mode != "sample" or cfg.truncation is not None:
+            raise ConfigError(f"mode={cfg.mode} truncation={cfg.truncation} are for GAN checkpoints; {cfg.ckpt_path} "
+                              "is an image-to-image model, which translates held-out images of its dataset: drop them "
+                              "(to translate your own images: python -m parti_exp.translate ckpt_path=... image=...)")
+
+    def sample(
+        self, module: LightningModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path
+    ) -> tuple[list[Path], dict]:
+        return translate_held_out(module, train_cfg, cfg, out_dir)
+
+    def prepare_for_metrics(self, module: LightningModule, datamodule: LightningDataModule) -> None:
+        # Its images are translations of the held-out inputs, compared with the dataset's images.
+        module.use_held_out(datamodule)
+
+
 class DrawsNothing(Sampler):
     """A family whose checkpoints make no images of their own; ``refusal`` says what to do with one instead
     (``{ckpt_path}`` and ``{module}``, the module's class name, are filled in)."""
@@ -105,6 +127,7 @@ SAMPLERS: dict[str, Sampler] = {
     "gan": LatentSampler(truncates=True),
     "vae": LatentSampler(truncates=False),
     "text_to_image": PromptSampler(),
+    "image_to_image": TranslationSampler(),
     "vqgan": DrawsNothing(
         "{ckpt_path} is a {module} checkpoint (model=vqgan: an image tokenizer): it reconstructs images, it does not "
         "sample them; train model=parti or model=muse with model.tokenizer_ckpt pointing at it"

@@ -243,10 +243,11 @@ class ImageQualityMetrics(Callback):
         """The real images (uint8 ``N x C x H x W``) and labels the generated images are compared with."""
         datamodule.setup("fit")
         split = datamodule.train_set if self.real_split == "train" else datamodule.val_set
-        if self.num_real is None or self.num_real >= len(split):
+        # len(split.images), not len(split): an unpaired dataset serves more items than it has target images.
+        if self.num_real is None or self.num_real >= len(split.images):
             return split.images, np.asarray(split.labels)
         # A fixed random subset: the same images every epoch and every run, so the cache keeps hitting.
-        index = np.sort(np.random.default_rng(0).choice(len(split), self.num_real, replace=False))
+        index = np.sort(np.random.default_rng(0).choice(len(split.images), self.num_real, replace=False))
         return split.images[index], np.asarray(split.labels)[index]
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

@@ -28,7 +28,7 @@ class ReportsProgress(Protocol):
 @runtime_checkable
 class HasFamily(Protocol):
     """The model family, which picks the module's sampler in ``parti_exp.inference.samplers`` (``gan``, ``vae``,
-    ``vqgan``, ``text_to_image``, ``contrastive``)."""
+    ``vqgan``, ``text_to_image``, ``contrastive``, ``image_to_image``)."""
 
     family: str
 
@@ -128,6 +128,20 @@ class SamplesForPrompts(Protocol):
         self, captions: list[str], sampling: Any = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """One image in [-1, 1] per caption, drawn with ``sampling`` (None: the model's) from ``generator``."""
+
+
+@runtime_checkable
+class Translates(Protocol):
+    """An image-to-image model (pix2pix, CycleGAN): ``python -m parti_exp.translate`` maps images through it.
+    ``directions`` names the ways it translates (``("a_to_b",)`` for pix2pix, both ways for CycleGAN); ``task`` says
+    what an input is and how one is made from an image a user gives (``TranslationTask``)."""
+
+    directions: tuple[str, ...]
+
+    def task_for(self, direction: str) -> "TranslationTask": ...
+
+    def translate(self, inputs: torch.Tensor, direction: str) -> torch.Tensor:
+        """Outputs in [-1, 1] for a batch of inputs as ``task_for(direction)`` makes them, in eval mode."""
         ...
 
 
@@ -168,6 +182,63 @@ class FillsMaskedTokens(SamplesForPrompts, Protocol):
     ) -> torch.Tensor:
         """As ``SamplesForPrompts``; with ``forced`` codes (``B x N``) kept where ``keep`` (``B x N`` bool) is set."""
         ...
+
+
+@runtime_checkable
+class ShowsTranslations(Protocol):
+    """A translator's epoch grid (``parti_exp.callbacks.translation_grid``)."""
+
+    def translation_examples(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        """Rows of images of one shape made from held-out ``images`` (a batch as the data serves it, in [-1, 1]),
+        drawn top to bottom: pix2pix's inputs, outputs and targets."""
+        ...
+
+
+@runtime_checkable
+class TranslationTask(Protocol):
+    """What an image-to-image model learns (``parti_exp.models.image_to_image.tasks``): how a training batch becomes
+    (input, target) on the device, what the input looks like (``input_channels`` x ``input_size``; ``image_channels``
+    of it are an image, the rest a mask), the naive output every model must beat (``baseline``), and the model input
+    made from an image a user gives (``model_input``)."""
+
+    name: str
+    channels: int
+    img_size: int
+    input_channels: int
+    image_channels: int
+    input_size: int
+    upscale: int
+    takes_mask: bool
+    random: bool
+
+    def pair(self, images: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def finish(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def baseline(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def model_input(self, images: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor: ...
+
+    def show(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def generator(self, device: torch.device | str, *stream: object) -> torch.Generator: ...
+
+    def describe(self) -> dict: ...
+
+
+# --- What a data module serves ---------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ServesImagePairs(Protocol):
+    """A data module whose items are two images of one size stacked as channels: ``[:, :C]`` from domain A (the
+    input), ``[:, C:]`` from domain B (the target). ``aligned``: each B is its A's partner (``data=paired``), or the
+    two are drawn independently (``data=unpaired``, ``data=digit_styles``). Its splits' ``images`` are the B side,
+    what outputs are compared with; ``sources`` the A side. ``val_aligned``: the same for the validation split
+    (``data=digit_styles`` trains on unpaired halves and validates on known pairs)."""
+
+    aligned: bool
+    val_aligned: bool
 
 
 # --- What a module asks of the nets it trains (``parti_exp.nets``) --------------------------------------------------

@@ -11,18 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from parti_exp.metrics.psnr_ssim import psnr
 from parti_exp.models.gan.module import AdversarialModule
 from parti_exp.runtime.schedule import logged_this_step
 from parti_exp.runtime.torch_utils import eval_mode
 from parti_exp.runtime.validation import require
 
 RECONSTRUCTION_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
-
-
-def psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Mean per-image PSNR in dB for images in [-1, 1] (peak-to-peak 2)."""
-    mse = (images.float() - reference.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return (10 * torch.log10(4.0 / mse)).mean()
 
 
 class VQGANModule(AdversarialModule):
@@ -67,7 +62,7 @@ class VQGANModule(AdversarialModule):
         if logged_this_step(self.trainer):
             self.log_dict(
                 {
-                    "train/psnr": psnr(reconstruction.detach(), real),
+                    "train/psnr": psnr(reconstruction.detach(), real).mean(),
                     "train/perplexity": quantized.perplexity.detach(),
                     "train/codebook_usage": quantized.usage.detach(),
                 },
@@ -87,7 +82,7 @@ class VQGANModule(AdversarialModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         real, labels = batch
         reconstruction, _ = self.generator(real, labels)
-        self.log("val/psnr", psnr(reconstruction, real), batch_size=real.shape[0], sync_dist=True)
+        self.log("val/psnr", psnr(reconstruction, real).mean(), batch_size=real.shape[0], sync_dist=True)
         self.log("val/rec", self.reconstruction_loss(reconstruction.float(), real.float()), batch_size=real.shape[0],
                  sync_dist=True)
 

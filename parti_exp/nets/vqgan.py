@@ -1,5 +1,5 @@
 """Stage 1 of Parti: a convolutional VQGAN (Esser et al. 2021) that turns an image into a grid of codebook
-tokens and back, and the PatchGAN discriminator (Isola et al. 2017) that sharpens its reconstructions.
+tokens and back; the PatchGAN discriminator that sharpens its reconstructions is ``parti_exp.nets.patchgan``'s.
 
 The Transformer of stage 2 only ever sees the token grid, so the autoencoder's downsampling factor sets the
 sequence length (32 px with two x2 stages: 8 x 8 = 64 tokens). The quantiser between encoder and decoder is
@@ -10,18 +10,12 @@ per-sample outputs keep R1 and gradient penalties well defined.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from parti_exp.nets.patchgan import group_norm
 from parti_exp.nets.quantizer import FactorizedQuantizer, Quantized
 from parti_exp.runtime.validation import require
-
-
-def group_norm(channels: int) -> nn.GroupNorm:
-    # 32 groups as in VQGAN, fewer where the width is not a multiple of 32.
-    return nn.GroupNorm(math.gcd(32, channels), channels)
 
 
 class ResBlock(nn.Module):
@@ -105,31 +99,3 @@ class VQGANAutoencoder(nn.Module):
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """B x h x w token ids -> images in [-1, 1]."""
         return self.decoder(self.quantizer.indices_to_features(indices))
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN: ``n_layers`` stride-2 4x4 convs doubling the width, one stride-1 4x4 conv, and a 4x4 conv to one
-    logit per overlapping patch (B x 1 x h' x w'), judging local texture rather than the whole image.
-
-    GroupNorm instead of pix2pix's batch norm keeps each sample's logits independent of the batch.
-    """
-
-    def __init__(self, img_size: int = 32, channels: int = 1, width: int = 64, n_layers: int = 2) -> None:
-        super().__init__()
-        # The two stride-1 4x4 convs (padding 1) each shrink the map by one pixel: at least 3 x 3 must remain.
-        fits = n_layers >= 1 and img_size % 2**n_layers == 0 and img_size // 2**n_layers >= 3
-        require(fits, "the patch discriminator",
-                "halves the image n_layers times and needs at least 3 x 3 left, so data.img_size must be a multiple "
-                f"of 2**n_layers of at least 3 * 2**n_layers; got data.img_size={img_size}, "
-                f"model.discriminator.n_layers={n_layers}")
-        widths = [width * 2**i for i in range(n_layers + 1)]
-        # No normalisation on the first layer, as in pix2pix: it keeps the input's statistics.
-        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
-        for c_in, c_out in zip(widths[:-2], widths[1:-1]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), group_norm(c_out), nn.LeakyReLU(0.2)]
-        layers += [nn.Conv2d(widths[-2], widths[-1], 4, 1, 1), group_norm(widths[-1]), nn.LeakyReLU(0.2)]
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(images)

@@ -17,6 +17,7 @@ MOVED_CLASSES = {
     "parti_exp.parti.caption_accuracy.CaptionAccuracy": "parti_exp.callbacks.caption_accuracy.CaptionAccuracy",
     "parti_exp.checkpoint_io.AtomicCheckpointIO": "parti_exp.runtime.checkpoints.AtomicCheckpointIO",
     "parti_exp.callbacks.gan_checkpoint.GANCheckpoint": "parti_exp.callbacks.step_checkpoint.StepCheckpoint",
+    "parti_exp.nets.vqgan.PatchDiscriminator": "parti_exp.nets.patchgan.PatchDiscriminator",
 }
 
 # Modules that moved whole, by their old path: every class in them is found under the new one.

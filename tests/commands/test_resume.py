@@ -47,6 +47,10 @@ def final_state(run_dir) -> dict:
 
 # The image tokenizer, resumed between its reconstruction-only warm-up and the start of its adversary.
 VQGAN = ("data.img_size=16", "model.generator.codebook_size=16", "model.adversarial_start=7")
+# Image-to-image: pix2pix on a task that draws its inputs (noise) on the device; CycleGAN with a pool that is full, and
+# swapping, by the time of the cut.
+PIX2PIX = ("task=denoise",)
+CYCLEGAN = ("data=digit_styles", "model.pool_size=20")
 
 
 @pytest.mark.slow
@@ -57,6 +61,8 @@ VQGAN = ("data.img_size=16", "model.generator.codebook_size=16", "model.adversar
         ("dcgan", 6, ()),  # the last batch of epoch 0, before its validation and epoch-end hooks
         ("wgan_gp", 8, ()),  # mid-epoch in epoch 1, between two G steps of the n_critic=5 schedule
         ("vqgan", 5, VQGAN),
+        ("pix2pix", 4, PIX2PIX),
+        ("cyclegan", 4, CYCLEGAN),  # 3 batches of 16 per domain fill the pool of 20 before the cut
     ],
 )
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(cfg_factory, tmp_path, monkeypatch, model, k, extra):

@@ -54,6 +54,13 @@ def write_pngs(folder: Path, images: np.ndarray) -> Path:
     return folder
 
 
+@pytest.fixture
+def png_writer():
+    """``write_pngs``, for the tests here: a fixture because ``conftest`` is no importable name when other test
+    folders' conftest files are collected in the same run."""
+    return write_pngs
+
+
 @pytest.fixture(scope="session")
 def digit_folders(tmp_path_factory, digits) -> tuple[Path, Path]:
     """(real, fake): 10 held-out digits, and 10 other digits with noise added: two different small sets

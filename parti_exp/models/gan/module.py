@@ -9,7 +9,9 @@ Lightning's ``trainer.global_step`` counts every ``optimizer.step()`` (D and G a
 keeps its own ``g_step`` / ``d_step`` counters, saved in the checkpoint, for the schedule and logs.
 
 A model says what G produces from a batch, and which extra terms G's loss has, in ``make_fakes``: the
-``GANModule`` maps latents to images, the VQGAN image tokenizer (``parti_exp.models.vqgan``) reconstructs the batch.
+``GANModule`` maps latents to images, the VQGAN image tokenizer (``parti_exp.models.vqgan``) reconstructs the batch,
+the image-to-image models (``parti_exp.models.image_to_image``) translate an input made from it, passing D its
+condition where a conditional GAN passes labels.
 ``adversarial_weight`` can switch the adversarial game off (no D update, no adversarial term) for a warm-up.
 
 Options any model can switch on from its config: a moving average of G's weights (``ema``) used for all
@@ -156,6 +158,10 @@ class AdversarialModule(LightningModule):
         """The adversarial term's weight in G's loss at this step; 0 also skips D's update."""
         return 1.0
 
+    def discriminator_fakes(self, fakes: torch.Tensor) -> torch.Tensor:
+        """The fakes D's update sees: this batch's (CycleGAN draws some from a pool of earlier ones instead)."""
+        return fakes
+
     def training_step(self, batch, batch_idx: int) -> None:
         real, labels = batch
         opt_g, opt_d = self.optimizers()
@@ -168,7 +174,7 @@ class AdversarialModule(LightningModule):
             fake, g_terms = self.make_fakes(real, labels)
 
         if adversarial > 0:
-            logs = self._discriminator_update(opt_d, real, fake.detach(), labels)
+            logs = self._discriminator_update(opt_d, real, self.discriminator_fakes(fake.detach()), labels)
         else:
             logs = {}
             self.d_step += 1  # one batch, one D step slot, so the n_critic phase is unchanged
