@@ -213,3 +213,8 @@ def test_shards_command_writes_what_data_webdataset_reads(tmp_path):
     captions = WebDatasetDataModule(str(tmp_path / "out" / "val"), img_size=16, channels=1, val_samples=8,
                                     batch_size=8).caption_source()
     assert captions.corpus()[0].startswith("a handwritten ")
+
+
+def test_class_labels_and_captions_are_not_mixed(tmp_path):
+    with pytest.raises(ConfigError, match="data.num_classes must be 1 with captions"):
+        WebDatasetDataModule(str(tmp_path), num_classes=10, label_key="cls")
