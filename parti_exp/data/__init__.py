@@ -2,7 +2,7 @@
 host and become float in [-1, 1] on the training device (see ``ImageDataModule``); image pairs (``paired``,
 ``unpaired``, ``digit_styles``) travel as two images stacked as channels (``parti_exp.data.image_pairs``). Captions
 for text-to-image come from ``caption_source()``: written from the class labels, or the images' own (``captions``,
-``coco``)."""
+``coco``), or, for shards streamed with ``data=webdataset``, carried in the batches' labels."""
 
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset
 from parti_exp.data.captions.coco import COCODataModule
@@ -15,6 +15,7 @@ from parti_exp.data.digits import DigitsDataModule
 from parti_exp.data.folder import FolderDataModule
 from parti_exp.data.mnist import MNISTDataModule
 from parti_exp.data.paired import PairedDataModule
+from parti_exp.data.streaming import WebDatasetDataModule
 from parti_exp.data.unpaired import UnpairedDataModule
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "PairedDataModule",
     "UnpairedDataModule",
     "DigitStylesDataModule",
+    "WebDatasetDataModule",
 ]

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -63,11 +64,12 @@ def convert(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
-def open_image(path: Path, mode: str) -> Image.Image:
-    """The image file at ``path`` decoded and converted to ``mode``; BadDataError naming the file when it declares
-    more than ``MAX_IMAGE_PIXELS`` pixels or cannot be decoded."""
+def open_image(path: Path | str, mode: str, data: BinaryIO | None = None) -> Image.Image:
+    """The image file at ``path`` (or its bytes in ``data``, ``path`` then naming where they come from: a shard and
+    key) decoded and converted to ``mode``; BadDataError naming it when it declares more than ``MAX_IMAGE_PIXELS``
+    pixels or cannot be decoded."""
     try:
-        with Image.open(path) as image:  # reads the header only
+        with Image.open(path if data is None else data) as image:  # reads the header only
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise BadDataError(

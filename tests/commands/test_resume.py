@@ -219,3 +219,27 @@ io.save_checkpoint({{"step": 2, "w": torch.zeros(1000)}}, {str(target)!r})
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
     assert torch.load(target)["step"] == 3
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_streaming_shards_resumes_mid_epoch_to_the_sample(cfg_factory, tmp_path, monkeypatch, workers):
+    """data=webdataset: the checkpoint's stream position brings the resumed run to the same weights."""
+    from parti_exp.data import DigitsDataModule
+    from parti_exp.data.shard_writer import write_split
+
+    digits = DigitsDataModule(img_size=16)
+    for split in ("train", "val"):
+        write_split(digits, split, tmp_path / "shards" / split, maxcount=300, image_format="png")
+    shards = tmp_path / "shards"
+    data = ["data=webdataset", f"data.urls={shards / 'train'}", f"data.val_urls={shards / 'val'}",
+            "data.img_size=16", "data.channels=1", "data.caption_key=null", "data.val_samples=32",
+            "data.reference_samples=64", f"data.num_workers={workers}", "metrics=none"]
+    full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
+    train(cfg_factory("model=dcgan", *RUN, *data, f"paths.output_dir={full_dir}"))
+    with monkeypatch.context() as patch:
+        interrupt_after_d_step(patch, 9)  # batch 3 of epoch 1
+        train(cfg_factory("model=dcgan", *RUN, *data, f"paths.output_dir={cut_dir}"))
+    assert final_state(cut_dir)["gan_steps"]["d_step"] == 9
+    train(cfg_factory("model=dcgan", *RUN, *data, f"paths.output_dir={cut_dir}", "ckpt_path=last"))
+    assert_same_training_state(final_state(full_dir), final_state(cut_dir))
