@@ -16,7 +16,7 @@ from parti_exp.callbacks.cpu_threads import CpuThreads
 from parti_exp.callbacks.log_position import LogPositionInCheckpoint
 from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
-from parti_exp.models.protocols import CompilesNets
+from parti_exp.protocols import CompilesNets
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.loggers import LogPosition, ResumableCSVLogger, wandb_logger_kwargs
 from parti_exp.runtime.wandb_preflight import start_run, wandb_offline

@@ -22,7 +22,7 @@ from parti_exp.inference.edit_mask import cells_touched, pad_image, parse_pad, r
 from parti_exp.inference.edit_sheet import save_edit_sheet
 from parti_exp.inference.editing import RERANK_RULES, edit_image
 from parti_exp.inference.prompts import reranking_scorer, sampling_of
-from parti_exp.models.protocols import FillsMaskedTokens
+from parti_exp.protocols import FillsMaskedTokens
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.images import save_each

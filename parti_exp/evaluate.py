@@ -32,7 +32,7 @@ from parti_exp.metrics.folder_images import folder_batches, image_files
 from parti_exp.metrics.image_quality import ImageQualityMetrics
 from parti_exp.metrics.inception import MissingWeightsError
 from parti_exp.metrics.psnr_ssim import folder_psnr_ssim
-from parti_exp.models.protocols import BoundsLikelihood, MakesImagesForMetrics
+from parti_exp.protocols import BoundsLikelihood, MakesImagesForMetrics
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.instantiate import instantiate

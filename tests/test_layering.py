@@ -1,7 +1,7 @@
 """The package's layers, read from its imports: every module imports only from its own layer or the layers below,
 in the order of LAYERS (runtime <- nets <- data <- metrics <- models <- callbacks <- inference <- builders <-
 commands), and no command imports another. The interfaces every layer may use (the errors, the package root's
-CONF_DIR, models/protocols.py) import nothing of the package themselves. Every Protocol lives in models/protocols.py.
+CONF_DIR, protocols.py) import nothing of the package themselves. Every Protocol lives in protocols.py.
 
 Imports are parsed with ``ast`` (inside functions and ``TYPE_CHECKING`` blocks too), nothing is imported."""
 
@@ -17,7 +17,7 @@ from parti_exp import CONF_DIR
 PACKAGE = CONF_DIR.parent / "parti_exp"
 
 # Lowest first; a module's layer is the longest prefix of its name listed here.
-CONTRACTS = ("parti_exp", "parti_exp.errors", "parti_exp.models.protocols")
+CONTRACTS = ("parti_exp", "parti_exp.errors", "parti_exp.protocols")
 LAYERS = (
     CONTRACTS,
     ("parti_exp.runtime",),
@@ -107,11 +107,11 @@ def test_the_check_finds_what_it_looks_for():
     assert violations({
         "parti_exp.runtime.checkpoints": {"parti_exp.models.gan.module"},  # upward
         "parti_exp.edit": {"parti_exp.sample", "parti_exp.inference.prompts"},  # another command
-        "parti_exp.models.protocols": {"parti_exp.runtime.images"},  # a contract depending on the package
+        "parti_exp.protocols": {"parti_exp.runtime.images"},  # a contract depending on the package
         "parti_exp.models.vqgan": {"parti_exp.models.gan.module", "parti_exp.nets.vqgan", "parti_exp.errors"},
     }) == [
         "parti_exp.edit imports parti_exp.sample: a command imports no other command",
-        "parti_exp.models.protocols imports parti_exp.runtime.images: an interface every layer uses imports nothing "
+        "parti_exp.protocols imports parti_exp.runtime.images: an interface every layer uses imports nothing "
         "of the package",
         "parti_exp.runtime.checkpoints (parti_exp.runtime) imports parti_exp.models.gan.module, a layer above "
         "(parti_exp.models)",
@@ -124,6 +124,6 @@ def test_every_protocol_is_in_protocols_py():
         for node in ast.walk(ast.parse(path.read_text())):
             bases = [ast.unparse(base) for base in getattr(node, "bases", [])]
             if isinstance(node, ast.ClassDef) and any(base.endswith("Protocol") for base in bases):
-                if name != "parti_exp.models.protocols":
+                if name != "parti_exp.protocols":
                     elsewhere.append(f"{name}.{node.name}")
     assert elsewhere == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from parti_exp.models.protocols import NamesItsValidationLoss
+from parti_exp.protocols import NamesItsValidationLoss
 
 
 class BestValidationLoss(ModelCheckpoint):

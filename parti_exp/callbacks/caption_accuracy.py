@@ -17,7 +17,7 @@ from parti_exp.data.captions.labels import Captioner, LabelCaptions
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.metrics.digit_reader import DigitReader
-from parti_exp.models.protocols import SamplesForPrompts
+from parti_exp.protocols import SamplesForPrompts
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.runtime.validation import require
 

@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule, Trainer
 from parti_exp.callbacks.epoch_grid import EpochGrid
 from parti_exp.data.base import ImageDataModule
 from parti_exp.models.gan.truncation import check_truncation
-from parti_exp.models.protocols import LatentImageModel, TruncatesLatents
+from parti_exp.protocols import LatentImageModel, TruncatesLatents
 from parti_exp.runtime.schedule import due_this_epoch
 from parti_exp.runtime.validation import require
 

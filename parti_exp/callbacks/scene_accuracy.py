@@ -22,7 +22,7 @@ from parti_exp.data.captions.digit_scenes import DigitScenesDataModule
 from parti_exp.data.captions.scene_spec import CATEGORIES, ScenePrompt
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.scene_reader import SceneReader, load_scene_reader
-from parti_exp.models.protocols import SamplesForPrompts
+from parti_exp.protocols import SamplesForPrompts
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.runtime.validation import require
 

@@ -24,8 +24,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from parti_exp.data.base import to_signed_unit
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.text_image import clip_score, ids_by_caption, r_precision
-from parti_exp.models.protocols import SamplesForPrompts
 from parti_exp.models.text_to_image.contrastive import ContrastiveModule, load_contrastive
+from parti_exp.protocols import SamplesForPrompts
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require

@@ -12,7 +12,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from parti_exp.callbacks.epoch_grid import EpochGrid
 from parti_exp.data.base import to_signed_unit
-from parti_exp.models.protocols import ShowsTranslations
+from parti_exp.protocols import ShowsTranslations
 from parti_exp.runtime.validation import require
 
 ROW = 8

@@ -35,7 +35,7 @@ import torch
 
 from parti_exp.inference.edit_mask import cells_touched
 from parti_exp.inference.rerank import Scorer
-from parti_exp.models.protocols import FillsMaskedTokens
+from parti_exp.protocols import FillsMaskedTokens
 
 RERANK_RULES = ("both", "scorer", "agreement")
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from parti_exp.errors import ConfigError
 from parti_exp.models.gan.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
-from parti_exp.models.protocols import LatentImageModel
+from parti_exp.protocols import LatentImageModel
 from parti_exp.runtime.images import GRID_SIZE, save_captioned_grid, save_each, save_grid, to_uint8
 
 

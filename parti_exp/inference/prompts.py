@@ -16,8 +16,8 @@ from parti_exp.data.captions.labels import LabelCaptions
 from parti_exp.errors import ConfigError
 from parti_exp.inference.rerank import ClassifierScorer, ContrastiveScorer, Scorer, sample_reranked
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
-from parti_exp.models.protocols import SamplesForPrompts
 from parti_exp.models.text_to_image.contrastive import load_contrastive
+from parti_exp.protocols import SamplesForPrompts
 from parti_exp.runtime.images import GRID_SIZE, save_captioned_grid, save_each
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.progress import progress

@@ -18,7 +18,7 @@ from parti_exp.inference.latent import class_sheets, interpolate, sample_latents
 from parti_exp.inference.prompts import sample_prompts
 from parti_exp.inference.translation import translate_held_out
 from parti_exp.models.gan.truncation import check_truncation
-from parti_exp.models.protocols import HasFamily
+from parti_exp.protocols import HasFamily
 
 
 class Sampler:

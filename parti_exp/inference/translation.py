@@ -23,7 +23,7 @@ from parti_exp.inference.edit_inputs import input_images, output_folders, read_i
 from parti_exp.inference.edit_mask import cells_touched, requested_mask
 from parti_exp.inference.manifest import MANIFEST, file_sha256
 from parti_exp.metrics.folder_images import IMAGES_KEY
-from parti_exp.models.protocols import Translates, TranslationTask
+from parti_exp.protocols import Translates, TranslationTask
 from parti_exp.runtime.images import GRID_SIZE, save_each, save_grid, to_uint8
 from parti_exp.runtime.instantiate import instantiate
 

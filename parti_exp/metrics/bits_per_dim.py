@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from parti_exp.data.base import to_signed_unit
-from parti_exp.models.protocols import BoundsLikelihood
+from parti_exp.protocols import BoundsLikelihood
 from parti_exp.runtime.torch_utils import tensor_of
 
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import torch
 
-from parti_exp.models.protocols import MakesImagesForMetrics
+from parti_exp.protocols import MakesImagesForMetrics
 from parti_exp.runtime.images import to_uint8
 
 

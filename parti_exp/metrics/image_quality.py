@@ -36,7 +36,7 @@ from parti_exp.metrics.inception import InceptionFeatures, resolve_weights
 from parti_exp.metrics.prdc import DC_K, PR_K
 from parti_exp.metrics.prdc import NAMES as PRDC_NAMES
 from parti_exp.metrics.real_stats_cache import RealStatsCache
-from parti_exp.models.protocols import MakesImagesForMetrics
+from parti_exp.protocols import MakesImagesForMetrics
 from parti_exp.runtime.loggers import log_image
 from parti_exp.runtime.progress import progress
 from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch

@@ -2,7 +2,7 @@
 ``resnet.py``, the vector quantiser in ``quantizer.py``). Nothing here knows about Lightning or training.
 
 The roles a net can play, as the modules that train them call them (each a Protocol in
-``parti_exp.models.protocols``):
+``parti_exp.protocols``):
 
 - an image generator (``ImageGenerator``): ``latent_dim`` and ``forward(z, labels=None)`` -> ``B x C x H x W``
   images in [-1, 1] (DCGAN, ResNet, conditional ResNet, StyleGAN-lite);

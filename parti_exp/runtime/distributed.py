@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import DDPStrategy
 
-from parti_exp.models.protocols import DistributesNets
+from parti_exp.protocols import DistributesNets
 
 
 def seed_per_rank(trainer: Trainer) -> None:

@@ -51,7 +51,7 @@ MOVED_MODULES = {
     "parti_exp.elbo": "parti_exp.models.vae.elbo",
     "parti_exp.pixel_likelihood": "parti_exp.models.vae.pixel_likelihood",
     "parti_exp.vqgan": "parti_exp.models.vqgan",
-    "parti_exp.latent_models": "parti_exp.models.protocols",
+    "parti_exp.latent_models": "parti_exp.protocols",
     "parti_exp.parti.text_to_image": "parti_exp.models.text_to_image.module",
     "parti_exp.parti.contrastive": "parti_exp.models.text_to_image.contrastive",
     "parti_exp.parti.captioned_module": "parti_exp.models.text_to_image.captioned",

@@ -11,7 +11,7 @@ from parti_exp.data import DigitsDataModule, DigitStylesDataModule, PairedDataMo
 from parti_exp.data.base import random_hflip
 from parti_exp.data.image_pairs import UnpairedImageDataset
 from parti_exp.errors import MissingInputError
-from parti_exp.models.protocols import ServesImagePairs
+from parti_exp.protocols import ServesImagePairs
 
 
 def rows(array: np.ndarray) -> set[bytes]:

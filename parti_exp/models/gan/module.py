@@ -34,7 +34,7 @@ from parti_exp.errors import ConfigError
 from parti_exp.models.gan.ema import EMA
 from parti_exp.models.gan.losses import AdversarialLoss
 from parti_exp.models.gan.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
-from parti_exp.models.protocols import ClassMixingGenerator, ImageGenerator, Regularizer, StyleGenerator
+from parti_exp.protocols import ClassMixingGenerator, ImageGenerator, Regularizer, StyleGenerator
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from parti_exp.models.protocols import Critic
+from parti_exp.protocols import Critic
 from parti_exp.runtime.validation import is_int_at_least, require
 
 

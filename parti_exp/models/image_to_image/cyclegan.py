@@ -25,8 +25,8 @@ from parti_exp.metrics.psnr_ssim import psnr, ssim
 from parti_exp.models.image_to_image.image_pool import ImagePool
 from parti_exp.models.image_to_image.tasks import ImageTranslation
 from parti_exp.models.image_to_image.translator import NetFactory, TranslatorModule
-from parti_exp.models.protocols import ServesImagePairs
 from parti_exp.nets.cyclegan import CycleGenerators, DomainDiscriminators
+from parti_exp.protocols import ServesImagePairs
 from parti_exp.runtime.validation import require
 
 

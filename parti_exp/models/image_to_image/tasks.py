@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from parti_exp.errors import ConfigError
-from parti_exp.models.protocols import ServesImagePairs
+from parti_exp.protocols import ServesImagePairs
 from parti_exp.runtime.validation import is_int_at_least, require
 
 # ITU-R BT.601 luma weights (what PIL's convert("L") uses), so a grey file a user gives is the input training saw.

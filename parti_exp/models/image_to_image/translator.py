@@ -11,7 +11,7 @@ from torch import nn
 
 from parti_exp.errors import ConfigError
 from parti_exp.models.gan.module import AdversarialModule
-from parti_exp.models.protocols import TranslationTask
+from parti_exp.protocols import TranslationTask
 from parti_exp.runtime.torch_utils import eval_mode
 
 NetFactory = Callable[..., nn.Module]

@@ -16,8 +16,8 @@ from lightning.pytorch import LightningModule
 
 from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.errors import BadCheckpointError
-from parti_exp.models.protocols import TextTokenizer
 from parti_exp.models.text_to_image.text_tokenizer import BPETokenizer, tokenizer_from_state
+from parti_exp.protocols import TextTokenizer
 from parti_exp.runtime.validation import require
 
 log = logging.getLogger(__name__)

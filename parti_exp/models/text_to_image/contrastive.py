@@ -23,11 +23,11 @@ from torch import nn
 
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
 from parti_exp.metrics.text_image import ids_by_caption, r_precision, retrieval_top1
-from parti_exp.models.protocols import ImageEmbedder
 from parti_exp.models.text_to_image.captioned import CaptionedModule
 from parti_exp.models.text_to_image.hard_negatives import WordOrderNegatives
 from parti_exp.models.text_to_image.info_nce import symmetric_info_nce
 from parti_exp.nets.dual_encoder import DualEncoder, PooledTextEncoder
+from parti_exp.protocols import ImageEmbedder
 from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.torch_utils import eval_mode

@@ -24,9 +24,9 @@ from torch import nn
 
 from parti_exp.data.captions.labels import captioner_for
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
-from parti_exp.models.protocols import ImageTokenizer
 from parti_exp.models.text_to_image.captioned import CaptionedModule
 from parti_exp.models.text_to_image.text_tokenizer import WordTokenizer
+from parti_exp.protocols import ImageTokenizer
 from parti_exp.runtime.checkpoints import MODEL_EXTRAS_KEY, checkpoint_file, load_net
 from parti_exp.runtime.console import expect_frozen_modules
 from parti_exp.runtime.distributed import seed_per_rank

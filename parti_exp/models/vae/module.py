@@ -24,7 +24,6 @@ from typing import Callable
 import torch
 from lightning.pytorch import LightningModule
 
-from parti_exp.models.protocols import VariationalAutoencoder
 from parti_exp.models.vae.elbo import (
     active_units,
     bits_per_dim,
@@ -35,6 +34,7 @@ from parti_exp.models.vae.elbo import (
     log_normal,
 )
 from parti_exp.models.vae.pixel_likelihood import PixelLikelihood
+from parti_exp.protocols import VariationalAutoencoder
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step

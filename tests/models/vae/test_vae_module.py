@@ -7,10 +7,10 @@ import torch
 from lightning.pytorch import Callback
 
 from parti_exp.errors import ConfigError
-from parti_exp.models.protocols import BoundsLikelihood, LatentImageModel, MakesImagesForMetrics
 from parti_exp.models.vae.module import VAEModule
 from parti_exp.models.vae.pixel_likelihood import PixelLikelihood
 from parti_exp.nets.vae import ConvVAE
+from parti_exp.protocols import BoundsLikelihood, LatentImageModel, MakesImagesForMetrics
 from parti_exp.runtime.checkpoints import read_checkpoint
 from parti_exp.runtime.guard import NonFiniteError
 from parti_exp.train import train
