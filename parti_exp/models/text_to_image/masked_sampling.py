@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from parti_exp.models.text_to_image.masking import masked_after_steps
-from parti_exp.models.text_to_image.sampling import check_filter, filter_logits, pad_to_length
+from parti_exp.models.text_to_image.sampling import check_filter, filter_logits, with_null_captions
 from parti_exp.nets.masked_transformer import MaskedImageTransformer
 from parti_exp.runtime.torch_utils import eval_mode
 from parti_exp.runtime.validation import is_int_at_least, require
@@ -94,15 +94,7 @@ def sample_masked_tokens(
     remaining = masked_after_steps(to_fill, config.steps).to(device)  # steps x B
     guided = config.guidance_scale != 1
     if guided:
-        if null_ids.shape[0] not in (1, batch) or null_mask.shape != null_ids.shape:
-            raise ValueError(
-                f"null_ids/null_mask must be 1 x L or {batch} x L and match, got {tuple(null_ids.shape)} and "
-                f"{tuple(null_mask.shape)}"
-            )
-        length = max(text_ids.shape[1], null_ids.shape[1])
-        text_ids, text_mask = pad_to_length(text_ids, text_mask, length)
-        null_ids, null_mask = pad_to_length(null_ids.expand(batch, -1), null_mask.expand(batch, -1), length)
-        text_ids, text_mask = torch.cat([text_ids, null_ids]), torch.cat([text_mask, null_mask])
+        text_ids, text_mask = with_null_captions(text_ids, text_mask, null_ids, null_mask)
 
     with eval_mode(model):
         cross = model.cross_keys_values(model.encode_text(text_ids, text_mask))

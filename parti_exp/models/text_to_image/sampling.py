@@ -77,6 +77,23 @@ def pad_to_length(ids: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[t
     return F.pad(ids, (0, extra), value=0), F.pad(mask, (0, extra), value=False)
 
 
+def with_null_captions(
+    text_ids: torch.Tensor, text_mask: torch.Tensor, null_ids: torch.Tensor, null_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``B`` captions followed by ``B`` null captions, padded to one length: classifier-free guidance runs the
+    conditional and the unconditional model as one batch."""
+    batch = text_ids.shape[0]
+    if null_ids.shape[0] not in (1, batch) or null_mask.shape != null_ids.shape:
+        raise ValueError(
+            f"null_ids/null_mask must be 1 x L or {batch} x L and match, got {tuple(null_ids.shape)} and "
+            f"{tuple(null_mask.shape)}"
+        )
+    length = max(text_ids.shape[1], null_ids.shape[1])
+    text_ids, text_mask = pad_to_length(text_ids, text_mask, length)
+    null_ids, null_mask = pad_to_length(null_ids.expand(batch, -1), null_mask.expand(batch, -1), length)
+    return torch.cat([text_ids, null_ids]), torch.cat([text_mask, null_mask])
+
+
 @torch.no_grad()
 def sample_image_tokens(
     model: TextToImageTransformer,
@@ -106,15 +123,7 @@ def sample_image_tokens(
     all_kept = keep.all(dim=0).tolist() if keep is not None else [False] * model.num_image_tokens
     guided = config.guidance_scale != 1
     if guided:
-        if null_ids.shape[0] not in (1, batch) or null_mask.shape != null_ids.shape:
-            raise ValueError(
-                f"null_ids/null_mask must be 1 x L or {batch} x L and match, got {tuple(null_ids.shape)} and "
-                f"{tuple(null_mask.shape)}"
-            )
-        length = max(text_ids.shape[1], null_ids.shape[1])
-        text_ids, text_mask = pad_to_length(text_ids, text_mask, length)
-        null_ids, null_mask = pad_to_length(null_ids.expand(batch, -1), null_mask.expand(batch, -1), length)
-        text_ids, text_mask = torch.cat([text_ids, null_ids]), torch.cat([text_mask, null_mask])
+        text_ids, text_mask = with_null_captions(text_ids, text_mask, null_ids, null_mask)
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
