@@ -1,5 +1,9 @@
 """python -m parti_exp.shards write data=<dataset> out_dir=DIR: write any dataset the project reads as webdataset
-shards in img2dataset's layout (``parti_exp.data.shard_writer``), to stream it with ``data=webdataset``."""
+shards in img2dataset's layout (``parti_exp.data.shard_writer``), to stream it with ``data=webdataset``.
+
+python -m parti_exp.shards encode data=webdataset data.urls=SHARDS tokenizer_ckpt=CKPT out_dir=DIR: the same shards
+with each sample's image tokenizer codes added (``parti_exp.data.code_shards``), for stage-2 training with
+``model.code_cache=true``."""
 
 from __future__ import annotations
 
@@ -10,13 +14,17 @@ import hydra
 from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
-from parti_exp.builders import build_datamodule
+from parti_exp.builders import build_datamodule, resolve_device
+from parti_exp.data.code_shards import encode_shards
+from parti_exp.data.image_codes import CodeRequest, weights_key
 from parti_exp.data.shard_writer import write_split
 from parti_exp.errors import ConfigError
+from parti_exp.models.text_to_image.token_model import load_image_tokenizer
 from parti_exp.runtime.console import quiet_library_noise
 from parti_exp.runtime.job_log import job_log
+from parti_exp.runtime.validation import require
 
-ACTIONS = ("write",)
+ACTIONS = ("write", "encode")
 
 
 def write(cfg: DictConfig) -> dict[str, list[Path]]:
@@ -31,13 +39,29 @@ def write(cfg: DictConfig) -> dict[str, list[Path]]:
     return written
 
 
+def encode(cfg: DictConfig) -> dict[str, list[Path]]:
+    """Write the shards of ``cfg.data.urls`` (``data=webdataset``) with their codes under ``cfg.out_dir``."""
+    require(cfg.data.get("urls") is not None, "data", "must be data=webdataset with data.urls=<the image shards>")
+    require(cfg.get("tokenizer_ckpt"), "tokenizer_ckpt", "must name the stage-1 checkpoint (model=vqgan) to encode "
+            "with: the model.tokenizer_ckpt of the stage-2 runs that will read these shards")
+    datamodule = build_datamodule(cfg)
+    device = resolve_device(cfg.device)
+    tokenizer, _ = load_image_tokenizer(str(cfg.tokenizer_ckpt))
+    tokenizer.eval().to(device)
+    request = CodeRequest(tokenizer.encode, weights_key(tokenizer), tokenizer.codebook_size, Path(cfg.out_dir),
+                          device, cfg.encode_batch_size)
+    mirrored = datamodule.hflip if cfg.mirrored is None else bool(cfg.mirrored)
+    return {"train": encode_shards(cfg.data.urls, datamodule.form, request, Path(cfg.out_dir), mirrored,
+                                   datamodule.skip_bad)}
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="shards")
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
     with job_log():
-        written = write(cfg)
+        written = ACTION(cfg)
     for split, shards in written.items():
-        print(f"{split}: wrote {len(shards)} shards to {Path(cfg.out_dir) / split}")
+        print(f"{split}: wrote {len(shards)} shards to {shards[0].parent if shards else cfg.out_dir}")
 
 
 if __name__ == "__main__":
@@ -45,5 +69,5 @@ if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in ACTIONS:
         sys.exit(f"usage: python -m parti_exp.shards {{{','.join(ACTIONS)}}} data=<dataset> out_dir=DIR "
                  "[key=value ...]")
-    sys.argv.pop(1)
+    ACTION = {"write": write, "encode": encode}[sys.argv.pop(1)]
     main()

@@ -16,6 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 from parti_exp.data.captions.labels import LabelCaptions, captioner_for
 from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.data.epoch_sampler import EpochShardSampler
+from parti_exp.data.image_codes import CodeDataset, CodeRequest, cached_codes, pick_views
 from parti_exp.errors import ConfigError
 from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require
@@ -97,6 +98,9 @@ class ImageDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.train_set: UInt8ImageDataset | None = None
         self.val_set: UInt8ImageDataset | None = None
+        # The loaders' datasets when a token model asked for codes instead of pixels (``serve_codes``); the image
+        # sets above stay, for the metrics and the callbacks that read pixels.
+        self._code_sets: dict[str, CodeDataset] | None = None
         # (epoch, batches already consumed in it) from a checkpoint, applied to the next train loader.
         self._resume_position: tuple[int, int] | None = None
 
@@ -118,6 +122,16 @@ class ImageDataModule(LightningDataModule):
         if self.train_set is None:
             self.train_set = self._checked(self.load_split("train"), "train")
             self.val_set = self._checked(self.load_split("val"), "val")
+
+    def serve_codes(self, request: CodeRequest) -> None:
+        """From now on the loaders yield a frozen image tokenizer's codes (``B x h x w`` int64 on the device)
+        instead of images: each image encoded once, its mirror too when ``data.hflip`` is on, cached on disk."""
+        self.setup()
+        self._code_sets = {
+            split: CodeDataset(cached_codes(self.name, split, dataset.images, dataset.labels, request,
+                                            mirrored=self.hflip and split == "train"), dataset.labels)
+            for split, dataset in (("train", self.train_set), ("val", self.val_set))
+        }
 
     def _checked(self, dataset: UInt8ImageDataset, split: str) -> UInt8ImageDataset:
         expected = (self.channels, self.img_size, self.img_size)
@@ -155,11 +169,11 @@ class ImageDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self.train_set, train=True)
+        return self._loader(self._code_sets["train"] if self._code_sets else self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self.val_set, train=False)
+        return self._loader(self._code_sets["val"] if self._code_sets else self.val_set, train=False)
 
     def state_dict(self) -> dict[str, int]:
         """Where the data order stands: the epoch the next batch belongs to and how many of its batches are done.
@@ -183,7 +197,10 @@ class ImageDataModule(LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        if self._code_sets:
+            return pick_views(images, training, self.hflip), labels
         images = to_signed_unit(images)
-        if self.hflip and self.trainer is not None and self.trainer.training:
+        if self.hflip and training:
             images = random_hflip(images)
         return images, labels

@@ -40,11 +40,18 @@ class SampleFormat:
     caption_key: str | None = "txt"
     label_key: str | None = None
     num_classes: int = 1
+    # Set (to ``CODES_MEMBER``) to read each sample's image tokenizer codes instead of decoding its image: shards
+    # written by ``python -m parti_exp.shards encode``.
+    codes_member: str | None = None
+
+
+# The member ``python -m parti_exp.shards encode`` adds to each sample: its codes as ``.npy`` (``F x h x w``).
+CODES_MEMBER = "codes.npy"
 
 
 @dataclass
 class Sample:
-    image: np.ndarray  # uint8 C x H x W
+    image: np.ndarray  # uint8 C x H x W, or F x h x w codes (SampleFormat.codes_member)
     captions: list[str]  # empty without captions
     label: int
 
@@ -109,9 +116,27 @@ def sample_label(sample: dict, label_key: str | None, num_classes: int) -> int:
     return label
 
 
+def sample_codes(sample: dict, member: str) -> np.ndarray:
+    """The ``F x h x w`` integer codes stored in ``member`` (``np.save`` bytes; never unpickled)."""
+    if member not in sample:
+        raise BadSample(f"{_where(sample)}: no {member} member: these are not code shards (write them with "
+                        "`python -m parti_exp.shards encode`)")
+    try:
+        codes = np.load(io.BytesIO(sample[member]), allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise BadSample(f"{_where(sample)}: its {member} member is not a .npy array ({error})") from None
+    if codes.ndim != 3 or codes.dtype.kind not in "iu":
+        raise BadSample(f"{_where(sample)}: its {member} member is {codes.dtype} {codes.shape}, not F x h x w codes")
+    return codes
+
+
 def decode_sample(sample: dict, form: SampleFormat) -> Sample:
-    """The sample's image (decoded, converted, resized and center-cropped), captions and label; BadSample when it
-    cannot be used."""
+    """The sample's image (decoded, converted, resized and center-cropped) or codes, captions and label; BadSample
+    when it cannot be used."""
+    if form.codes_member is not None:
+        codes = sample_codes(sample, form.codes_member)
+        return Sample(codes, sample_captions(sample, form.caption_key),
+                      sample_label(sample, form.label_key, form.num_classes))
     extension = next((ext for ext in IMAGE_EXTENSIONS if ext in sample), None)
     if extension is None:
         members = sorted(name for name in sample if not name.startswith("__"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from itertools import chain, islice
 
 import numpy as np
@@ -28,7 +29,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset
 from parti_exp.data.captions.sources import CaptionSource
 from parti_exp.data.captions.streamed import StreamedCaptions, caption_rows, captions_of_rows
+from parti_exp.data.code_shards import check_code_shards
 from parti_exp.data.epoch_sampler import process_group_rank_and_size
+from parti_exp.data.image_codes import CodeDataset, CodeRequest, cached_codes
 from parti_exp.data.shard_plan import (
     Segment,
     batches_per_worker,
@@ -39,6 +42,7 @@ from parti_exp.data.shard_plan import (
     training_segments,
 )
 from parti_exp.data.shard_samples import (
+    CODES_MEMBER,
     BadSample,
     Sample,
     SampleFormat,
@@ -220,6 +224,7 @@ class WebDatasetDataModule(ImageDataModule):
         self.val_urls = val_urls
         self.name = name
         self.form = SampleFormat(img_size, channels, caption_key, label_key, num_classes)
+        self.stream_form = self.form  # the training stream's: codes instead of images after serve_codes
         self.val_samples = val_samples
         self.reference_samples = reference_samples
         self.corpus_samples = corpus_samples
@@ -273,6 +278,15 @@ class WebDatasetDataModule(ImageDataModule):
                 SkipLog(self.skip_bad).add(error)
         return corpus
 
+    def serve_codes(self, request: CodeRequest) -> None:
+        """Train on the codes that ``python -m parti_exp.shards encode`` stored in the shards (checked against the
+        run's tokenizer); the few validation samples, which stay in memory, are encoded here (and cached)."""
+        self.setup()
+        check_code_shards(self.urls, request, self.hflip)
+        self.stream_form = replace(self.form, codes_member=CODES_MEMBER)
+        codes = cached_codes(self.name, "val", self.val_set.images, self.val_set.labels, request, mirrored=False)
+        self._code_sets = {"val": CodeDataset(codes, self.val_set.labels)}
+
     def caption_source(self) -> CaptionSource:
         require(self.form.caption_key is not None, "data.caption_key",
                 "is null: this data has no captions; set data.caption_key=txt (the .txt member) or a .json field")
@@ -290,6 +304,23 @@ class WebDatasetDataModule(ImageDataModule):
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
+    def state_dict(self) -> dict[str, int]:
+        # The pieces an epoch is cut into depend on the number of workers: a resume mid-epoch needs the same count.
+        state = super().state_dict()
+        return {**state, "stream_workers": max(1, self.num_workers)} if state else state
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        super().load_state_dict(state_dict)
+        saved = state_dict.get("stream_workers")
+        if saved is not None and int(state_dict.get("batches_done", 0)) > 0 and saved != max(1, self.num_workers):
+            raise ConfigError(
+                f"the checkpoint stopped mid-epoch with data.num_workers={saved if saved > 1 else '0 or 1'}, this run "
+                f"has data.num_workers={self.num_workers}: the shards of an epoch are cut into one piece per worker, "
+                "so another count would repeat and skip samples of the interrupted epoch. Resume with "
+                f"data.num_workers={saved if saved > 1 else 0}; a checkpoint written at an epoch's end resumes with "
+                "any count"
+            )
+
     def _take_resume(self) -> tuple[int, int] | None:
         resume, self._resume_position = self._resume_position, None
         return resume
@@ -298,8 +329,8 @@ class WebDatasetDataModule(ImageDataModule):
         self.setup()
         rank, ranks = self._ranks()
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if self.seed is None else self.seed
-        stream = ShardStream(self.segments, self.form, self.batch_size, self.num_workers, seed, self.shuffle_buffer,
-                             self.skip_bad, rank, ranks)
+        stream = ShardStream(self.segments, self.stream_form, self.batch_size, self.num_workers, seed,
+                             self.shuffle_buffer, self.skip_bad, rank, ranks)
         return StreamLoader(stream, self._epoch, self._take_resume, num_workers=self.num_workers,
                             pin_memory=self.pin_memory and torch.cuda.is_available())
 

@@ -68,13 +68,19 @@ class CacheNotWritableError(UserError, PermissionError):
 
 
 class UInt8Cache:
-    """A directory of entries; each is ``<name>.images.npy`` (uint8 N x C x H x W) + ``<name>.labels.npy``."""
+    """A directory of entries; each is ``<name>.images.npy`` (uint8 N x C x H x W) + ``<name>.labels.npy``.
+
+    A subclass may store other arrays the same way (``items``: the file's middle name, ``dtype``: its type)."""
+
+    items = "images"
+    dtype = np.dtype(np.uint8)
+    activity = "decoding images into"  # what the progress bar of a build says
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory).expanduser()
 
     def paths(self, name: str) -> tuple[Path, Path]:
-        return self.directory / f"{name}.images.npy", self.directory / f"{name}.labels.npy"
+        return self.directory / f"{name}.{self.items}.npy", self.directory / f"{name}.labels.npy"
 
     def load(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The entry's images (read-only memmap) and labels (in memory), or None if there is no such entry."""
@@ -131,14 +137,14 @@ class UInt8Cache:
             with open(tmp_images, "wb") as f:
                 # Written by hand rather than through np.lib.format.open_memmap: filling a memmap on a
                 # full disk kills the process with SIGBUS, a plain write raises a readable OSError.
-                _write_header(f, (len(labels), *image_shape))
+                _write_header(f, (len(labels), *image_shape), self.dtype)
                 header_size = f.tell()
                 written = 0
-                for chunk in tracked(image_chunks, f"decoding images into {name}", len(labels), len):
-                    if chunk.dtype != np.uint8 or tuple(chunk.shape[1:]) != tuple(image_shape):
+                for chunk in tracked(image_chunks, f"{self.activity} {name}", len(labels), len):
+                    if chunk.dtype != self.dtype or tuple(chunk.shape[1:]) != tuple(image_shape):
                         raise ValueError(
                             f"cache entry {name}: a decoded chunk is {chunk.dtype} {chunk.shape}, "
-                            f"expected uint8 n x {' x '.join(map(str, image_shape))}"
+                            f"expected {self.dtype} n x {' x '.join(map(str, image_shape))}"
                         )
                     f.write(np.ascontiguousarray(chunk).data)
                     written += len(chunk)
@@ -151,7 +157,7 @@ class UInt8Cache:
                 tmp_fixed = self._temp_file(name)
                 temps.append(tmp_fixed)
                 with open(tmp_images, "rb") as source, open(tmp_fixed, "wb") as target:
-                    _write_header(target, (written, *image_shape))
+                    _write_header(target, (written, *image_shape), self.dtype)
                     source.seek(header_size)
                     shutil.copyfileobj(source, target, 2**24)
                 os.replace(tmp_fixed, tmp_images)
@@ -184,7 +190,7 @@ class UInt8Cache:
         )
 
 
-def _write_header(file, shape: tuple[int, ...]) -> None:
-    """The ``.npy`` header of a C-ordered uint8 array of ``shape``."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+def _write_header(file, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """The ``.npy`` header of a C-ordered array of ``shape`` and ``dtype``."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     np.lib.format.write_array_header_1_0(file, header)

@@ -218,3 +218,16 @@ def test_shards_command_writes_what_data_webdataset_reads(tmp_path):
 def test_class_labels_and_captions_are_not_mixed(tmp_path):
     with pytest.raises(ConfigError, match="data.num_classes must be 1 with captions"):
         WebDatasetDataModule(str(tmp_path), num_classes=10, label_key="cls")
+
+
+def test_resuming_mid_epoch_with_another_worker_count_is_refused(tmp_path):
+    write_img2dataset(tmp_path, [10])
+    mid_epoch = {"epoch": 1, "batches_done": 3, "stream_workers": 2}
+    with pytest.raises(ConfigError, match=r"stopped mid-epoch with data.num_workers=2, this run has "
+                                          r"data.num_workers=0.*Resume with data.num_workers=2"):
+        module(tmp_path, num_workers=0).load_state_dict(mid_epoch)
+    module(tmp_path, num_workers=2).load_state_dict(mid_epoch)  # the same count resumes
+    at_epoch_end = {"epoch": 2, "batches_done": 0, "stream_workers": 2}
+    resumed = module(tmp_path, num_workers=0)
+    resumed.load_state_dict(at_epoch_end)
+    assert resumed._take_resume() == (2, 0)

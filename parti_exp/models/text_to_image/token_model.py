@@ -15,6 +15,7 @@ own.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -23,6 +24,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from parti_exp.data.captions.labels import captioner_for
+from parti_exp.data.image_codes import CodeRequest, weights_key
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError
 from parti_exp.models.text_to_image.captioned import CaptionedModule
 from parti_exp.models.text_to_image.text_tokenizer import WordTokenizer
@@ -75,6 +77,8 @@ class ImageTokenModule(CaptionedModule):
         data_channels: int | None = None,
         image_tokenizer: str | None = None,
         dataset: str | None = None,
+        code_cache: bool = False,
+        code_cache_dir: str | None = None,
     ) -> None:
         """``text_tokenizer``: ``TextTokenizerSettings`` as a mapping. Null only in checkpoints written before the
         subword tokenizer, which name their ``dataset`` (the data config's ``_target_``) for its word list.
@@ -102,6 +106,10 @@ class ImageTokenModule(CaptionedModule):
             token_grid=self.image_tokenizer.token_grid,
             max_text_len=max_text_len,
         )
+        require(not code_cache or code_cache_dir, "model.code_cache_dir",
+                "must name a directory for the codes when model.code_cache=true")
+        self.code_cache = code_cache
+        self.code_cache_dir = code_cache_dir
         self.optimizer_factory = optimizer
         self.condition_dropout = condition_dropout
         self.sampling = self.sampling_settings(**(sampling or {}))
@@ -133,6 +141,22 @@ class ImageTokenModule(CaptionedModule):
         self.image_tokenizer.eval()
         return self
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # Lightning calls this after the data's setup and before it asks for the loaders: the moment to switch them
+        # from pixels to codes. The module is not on its device yet; the tokenizer goes there now to encode (the
+        # strategy moves the rest next), and encodes in full precision, outside any autocast.
+        if self.code_cache and stage == "fit":
+            device = self.trainer.strategy.root_device
+            self.image_tokenizer.to(device)
+            self.trainer.datamodule.serve_codes(CodeRequest(
+                encode=self.image_tokenizer.encode,
+                tokenizer_key=weights_key(self.image_tokenizer),
+                codebook_size=self.image_tokenizer.codebook_size,
+                directory=Path(self.code_cache_dir).expanduser(),
+                device=device,
+            ))
+
     def on_fit_start(self) -> None:
         seed_per_rank(self.trainer)
         expect_frozen_modules(sum(1 for _ in self.image_tokenizer.modules()))
@@ -145,13 +169,16 @@ class ImageTokenModule(CaptionedModule):
         return self.optimizer_factory(self.transformer.parameters())
 
     def _batch_loss(self, batch, drop_conditions: bool) -> torch.Tensor:
-        images, labels = batch
-        with torch.no_grad():
-            tokens = self.image_tokenizer.encode(images).flatten(1)
+        images_or_codes, labels = batch
+        if self.code_cache:
+            tokens = images_or_codes.flatten(1)
+        else:
+            with torch.no_grad():
+                tokens = self.image_tokenizer.encode(images_or_codes).flatten(1)
         ids, mask = self.encode_captions(self.captions.draw(labels))
         if drop_conditions and self.condition_dropout > 0:
-            null_ids, null_mask = self.text_tokenizer.null(len(images))
-            drop = (torch.rand(len(images)) < self.condition_dropout).to(self.device)[:, None]
+            null_ids, null_mask = self.text_tokenizer.null(len(tokens))
+            drop = (torch.rand(len(tokens)) < self.condition_dropout).to(self.device)[:, None]
             ids = torch.where(drop, null_ids.to(self.device), ids)
             mask = torch.where(drop, null_mask.to(self.device), mask)
         return self.token_loss(ids, mask, tokens)
