@@ -6,6 +6,9 @@ batch with the frozen tokenizer (the default), same config, same machine, interl
 For each image size: a stage-1 tokenizer of ``experiment=tokenizer_scenes`` trained for two steps (its weights do
 not change the cost of a step, its architecture does), then ``experiment=parti_scenes`` over it at that size. The
 one-time encoding of the training split into the cache is reported apart (it happens before the timed steps).
+
+Each step is timed twice: wall time, and the CPU time of this process (one torch thread, no loader workers), which
+other jobs on the machine do not inflate; the ratio is taken from the CPU time.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import time
 from pathlib import Path
 from statistics import median
 
-from step_timing import compose_train, describe_machine, framework_step_times, interleaved_runs
+from lightning.pytorch import Callback
+from step_timing import compose_train, describe_machine, interleaved_runs
 
 from parti_exp.train import train
 
@@ -26,6 +30,32 @@ def tokenizer(workdir: Path, size: int) -> Path:
                         "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "~logger",
                         "trainer.max_epochs=1", fast=False))
     return workdir / "run" / "checkpoints" / "last.ckpt"
+
+
+class CPUStepTimer(Callback):
+    """Wall and process CPU seconds of each training step after the warm-up."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.started = (time.perf_counter(), time.process_time())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx >= self.warmup:
+            self.wall.append(time.perf_counter() - self.started[0])
+            self.cpu.append(time.process_time() - self.started[1])
+
+
+def step_times(overrides: list[str], steps: int, warmup: int, workdir: Path) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of a training step of the composed config, without loggers and callbacks."""
+    timer = CPUStepTimer(warmup)
+    train(compose_train(workdir, *overrides, f"trainer.limit_train_batches={warmup + steps}",
+                        "trainer.limit_val_batches=0", "trainer.max_epochs=1", "~logger", "~callbacks",
+                        "metrics=none", fast=False), [timer])
+    return median(timer.wall), median(timer.cpu)
 
 
 def main() -> None:
@@ -42,25 +72,24 @@ def main() -> None:
             work = Path(tmp)
             ckpt = tokenizer(work / "tokenizer", size)
             common = ["experiment=parti_scenes", f"model.tokenizer_ckpt={ckpt}", f"data.img_size={size}",
-                      f"data.num_train={args.num_train}", "trainer.cpu_threads=auto"]
+                      f"data.num_train={args.num_train}", "trainer.cpu_threads=1"]
             cache = work / "codes"
             started = time.perf_counter()
-            framework_step_times(cached_run := [*common, "model.code_cache=true", f"model.code_cache_dir={cache}"],
-                                 1, 0, work / "fill")
+            step_times(cached_run := [*common, "model.code_cache=true", f"model.code_cache_dir={cache}"], 1, 0,
+                       work / "fill")
             fill = time.perf_counter() - started
             runners = {
-                "encode each step": lambda o=common, w=work: median(framework_step_times(o, args.steps, args.warmup,
-                                                                                         w / "encode")),
-                "code cache": lambda o=cached_run, w=work: median(framework_step_times(o, args.steps, args.warmup,
-                                                                                       w / "cached")),
+                "encode each step": lambda o=common, w=work: step_times(o, args.steps, args.warmup, w / "encode"),
+                "code cache": lambda o=cached_run, w=work: step_times(o, args.steps, args.warmup, w / "cached"),
             }
             times = interleaved_runs(runners, args.repeats)
-            encode, cached = median(times["encode each step"]), median(times["code cache"])
-            print(f"{size} px ({args.num_train} scenes, batch 32): encode each step {encode * 1e3:.1f} ms, "
-                  f"code cache {cached * 1e3:.1f} ms per step -> {encode / cached:.2f}x; "
-                  f"runs (ms): {[round(t * 1e3, 1) for t in times['encode each step']]} vs "
-                  f"{[round(t * 1e3, 1) for t in times['code cache']]}; first run with the cache empty (encodes "
-                  f"the split, then 1 step) {fill:.1f} s")
+            (wall_e, cpu_e), (wall_c, cpu_c) = ([median(run[i] for run in times[name]) for i in (0, 1)]
+                                                for name in ("encode each step", "code cache"))
+            print(f"{size} px ({args.num_train} scenes, batch 32), CPU ms per step: encode each step "
+                  f"{cpu_e * 1e3:.1f}, "
+                  f"code cache {cpu_c * 1e3:.1f} -> {cpu_e / cpu_c:.2f}x (wall ms {wall_e * 1e3:.1f} vs "
+                  f"{wall_c * 1e3:.1f} -> {wall_e / wall_c:.2f}x); first run with the cache empty (encodes the "
+                  f"split, then 1 step) {fill:.1f} s wall")
 
 
 if __name__ == "__main__":

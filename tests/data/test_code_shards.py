@@ -129,3 +129,29 @@ def test_shards_without_codes_or_with_another_tokenizers_are_refused(shards, tmp
         train(compose_train(tmp_path, *PARTI, "trainer.fast_dev_run=true", "model.code_cache=true",
                             *data(tmp / "codes"), f"model.tokenizer_ckpt={other / 'run' / 'checkpoints' / 'last.ckpt'}",
                             fast=False))
+
+
+def test_the_contrastive_scorer_trains_on_streamed_captions(shards, tmp_path):
+    tmp, _ = shards
+    run = train(compose_train(tmp_path, "model=contrastive", *data(tmp / "images" / "train"), "metrics=none",
+                              "trainer.accelerator=cpu", "trainer.fast_dev_run=true", "data.batch_size=16", fast=False))
+    metrics = run.trainer.callback_metrics
+    # InfoNCE over a batch of 16 starts near log(16) = 2.77; the streamed validation captions are ranked.
+    assert abs(float(metrics["train/contrastive_loss"]) - 2.77) < 0.6
+    assert 0.0 <= float(metrics["val/r_precision"]) <= 1.0
+
+
+def test_encode_needs_a_tokenizer_and_another_folder(shards):
+    tmp, tokenizer = shards
+    images = tmp / "images" / "train"
+
+    def composed(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("shards", ["data=webdataset", f"data.urls={images}", "data.img_size=16", "data.channels=1",
+                                      "device=cpu", *overrides])
+
+    with pytest.raises(ConfigError, match="tokenizer_ckpt must name the stage-1 checkpoint"):
+        encode(composed(f"out_dir={tmp / 'elsewhere'}"))
+    with pytest.raises(ConfigError, match="holds the input shard .*00000.tar: write the code shards elsewhere"):
+        encode(composed(f"out_dir={images}", f"tokenizer_ckpt={tokenizer}"))
+    assert sorted(p.name for p in images.glob("*.tar")) == ["00000.tar", "00001.tar"]

@@ -151,14 +151,16 @@ def test_resumed_stream_serves_the_rest_of_the_epoch(tmp_path, skip_bad):
     write_img2dataset(tmp_path / "cc", [9, 14, 11], bad={"000010003": "corrupt"} if skip_bad else None)
     data = module(tmp_path / "cc", val_samples=2, skip_bad=skip_bad)
     data.setup()
-    stream = ShardStream(data.segments, data.form, 4, 2, 3, 8, skip_bad, 0, 1)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
-    stream.epoch = 1
-    whole = [keys_of(labels) for _, labels in loader]
-    assert len(whole) == len(stream) == 2 * (32 // 8)
-    for done in (1, 3, 6):
-        stream.skip_batches = done
-        assert [keys_of(labels) for _, labels in loader] == whole[done:]
+    # One rank alone, and the second of two (as under trainer=ddp_sim): each resumes its own sequence.
+    for rank, ranks in ((0, 1), (1, 2)):
+        stream = ShardStream(data.segments, data.form, 4, 2, 3, 8, skip_bad, rank, ranks)
+        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
+        stream.epoch = 1
+        whole = [keys_of(labels) for _, labels in loader]
+        assert len(whole) == len(stream) == 2 * (32 // (8 * ranks))
+        for done in (1, 3) if ranks == 2 else (1, 3, 6):
+            stream.skip_batches = done
+            assert [keys_of(labels) for _, labels in loader] == whole[done:]
 
 
 def test_a_bad_sample_stops_the_run_naming_shard_and_key(tmp_path):
@@ -231,3 +233,17 @@ def test_resuming_mid_epoch_with_another_worker_count_is_refused(tmp_path):
     resumed = module(tmp_path, num_workers=0)
     resumed.load_state_dict(at_epoch_end)
     assert resumed._take_resume() == (2, 0)
+
+
+def test_pipe_urls_stream_what_the_files_hold(tmp_path):
+    """``pipe:`` URLs (what object stores are read through: ``pipe:aws s3 cp s3://... -``, ``pipe:curl -s ...``) are
+    counted and streamed like files; here the command is ``cat``, so it runs offline."""
+    write_img2dataset(tmp_path / "cc", [7, 5])
+    files = module(tmp_path / "cc", val_samples=2, reference_samples=100)
+    piped = WebDatasetDataModule([f"pipe:cat {tmp_path / 'cc' / name}" for name in ("00000.tar", "00001.tar")],
+                                 img_size=16, val_samples=2, batch_size=4, shuffle_buffer=8, reference_samples=100)
+    files.setup()
+    piped.setup()
+    assert [len(s) for s in piped.segments] == [len(s) for s in files.segments] == [7, 3]
+    assert np.array_equal(piped.train_set.images, files.train_set.images)
+    assert epoch_keys(piped, 0, 1, 2) == epoch_keys(files, 0, 1, 2)
