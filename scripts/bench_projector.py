@@ -1,7 +1,7 @@
 """How well the projector finds held-out digits in a briefly trained digits GAN.
 
     python scripts/bench_projector.py [--ckpt RUN/checkpoints/last.ckpt] [--n 50] [--steps 100]
-        [--spaces w w+ w+/fixed] [--distance pixels] [--keep DIR] [TRAIN OVERRIDE ...]
+        [--spaces w w+ [w+/fixed z]] [--distance pixels] [--keep DIR] [TRAIN OVERRIDE ...]
 
 Without ``--ckpt`` it first trains ``python -m parti_exp.train model=stylegan_lite`` (its digits setting, plus the
 overrides given, e.g. ``trainer.max_epochs=15``). Targets: the first ``--n`` digits of ``DigitsDataModule``'s
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--ckpt", type=Path, help="a digits GAN checkpoint (default: train stylegan_lite first)")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--spaces", nargs="+", default=["w", "w+", "w+/fixed"])
+    parser.add_argument("--spaces", nargs="+", default=["w", "w+"])
     parser.add_argument("--distance", default="pixels")
     parser.add_argument("--keep", type=Path, help="a folder to work in and keep (default: a temporary one)")
     parser.add_argument("overrides", nargs="*", help="overrides of the training command")
