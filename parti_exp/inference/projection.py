@@ -140,9 +140,9 @@ def learning_rate(settings: ProjectionSettings, t: float) -> float:
 
 
 def noise_regularization(maps: list[torch.Tensor]) -> torch.Tensor:
-    """Squared autocorrelation of each map with itself shifted one pixel down and right, at every scale down to
-    8 x 8 (stylegan2-ada's): zero for white noise, large when the maps carry the image's structure."""
-    total = torch.zeros((), device=maps[0].device) if maps else torch.zeros(())
+    """Squared autocorrelation of each map (at least one) with itself shifted one pixel down and right, at every
+    scale down to 8 x 8 (stylegan2-ada's): zero for white noise, large when the maps carry the image's structure."""
+    total = maps[0].new_zeros(())
     for noise in maps:
         while True:
             total = total + (noise * noise.roll(1, dims=3)).mean().square()
