@@ -94,6 +94,17 @@ def test_conditional_gan_searches_the_class_or_takes_the_one_given(checkpoints, 
         run_project(tmp_path, ckpt, target, "bad", "label=10")
 
 
+def test_interpolation_between_projections_of_two_classes_mixes_the_class_embeddings(checkpoints, targets, tmp_path):
+    ckpt = checkpoints["cgan_pd"]
+    [p3] = run_project(tmp_path, ckpt, targets[0], "three", "label=3", "steps=10")
+    [p7] = run_project(tmp_path, ckpt, targets[1], "seven", "label=7", "steps=10")
+    latents = f"latents=[{tmp_path / 'three' / 'digit0.npz'},{tmp_path / 'seven' / 'digit1.npz'}]"
+    frames = run_sample(tmp_path, ckpt, "walk", "mode=interpolate", latents, "steps=4")
+    assert frames[0].read_bytes() == p3.read_bytes() and frames[-1].read_bytes() == p7.read_bytes()
+    with pytest.raises(ConfigError, match="drop seeds= and classes="):
+        run_sample(tmp_path, ckpt, "x", "mode=interpolate", latents, "classes=[1]")
+
+
 @pytest.mark.parametrize("distance", ["ssim", "discriminator", "classifier"])
 def test_every_distance_falls(checkpoints, targets, tmp_path, distance):
     run_project(tmp_path, checkpoints["stylegan_lite"], targets[0], "p", f"distance={distance}",
