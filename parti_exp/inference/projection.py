@@ -78,8 +78,6 @@ class Projection:
     latent: LatentFile
     image: torch.Tensor  # 1 x C x H x W in [-1, 1]: what the saved latent regenerates
     frames: torch.Tensor  # N x C x H x W: the optimisation, every gif_every steps, ending with ``image``
-    start_distance: float
-    end_distance: float
 
 
 def check_projectable(module: LightningModule, ckpt_path: str) -> None:
@@ -255,7 +253,7 @@ def project(module: LightningModule, target: torch.Tensor, settings: ProjectionS
     latent = search.result(checkpoint_sha256, {"distance_start": start, "distance_end": end})
     # The image the saved latent regenerates, by the path the sample command takes: the PNG is its output.
     image = render_latent(module, latent)
-    return Projection(latent, image, torch.cat([*frames, image]), start, end)
+    return Projection(latent, image, torch.cat([*frames, image]))
 
 
 def settings_from(cfg: DictConfig) -> ProjectionSettings:
