@@ -268,6 +268,28 @@ class StyleGenerator(Protocol):
 
 
 @runtime_checkable
+class LayeredStyleGenerator(StyleGenerator, Protocol):
+    """A style generator with one w per layer (W+): ``styles(z)`` -> ``B x num_ws x w_dim`` (style-mixed in training
+    mode), which ``synthesis`` takes as well as ``B x w_dim``; ``noise_inputs`` lists its per-layer noise inputs,
+    each with a ``fixed`` map, and ``synthesis(w, labels, noise)`` takes one map per input in their place."""
+
+    num_ws: int
+
+    def styles(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    @property
+    def noise_inputs(self) -> list[nn.Module]: ...
+
+
+@runtime_checkable
+class HasImageFeatures(Protocol):
+    """A discriminator whose penultimate activations can be read: ``features(images)`` -> ``B x F`` (the projector's
+    ``distance=discriminator``)."""
+
+    def features(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class ClassMixingGenerator(Protocol):
     """A class-conditional generator that can be shown between classes: ``forward_class_weights(z, B x num_classes
     weights)``."""
@@ -327,6 +349,20 @@ class Regularizer(Protocol):
 
     def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
         ...
+
+
+class GeneratorRegularizer(Protocol):
+    """A generator penalty (``PathLengthPenalty``), an ``nn.Module`` so that its running state is in the
+    checkpoint, added to G's loss on every ``every``-th G step. ``check(generator)`` refuses a generator it cannot
+    regularise (a ``ConfigError``) when the module is built."""
+
+    every: int
+
+    def check(self, generator: nn.Module) -> None: ...
+
+    def __call__(
+        self, generator: nn.Module, batch_size: int, labels: torch.Tensor | None, grad_scale: float = 1.0
+    ) -> torch.Tensor: ...
 
 
 class TextTokenizer(Protocol):

@@ -7,8 +7,9 @@ as scored by the contrastive scorer at ``scorer_ckpt`` (any data) or, without it
 
 With a GAN or VAE checkpoint (``parti_exp.inference.latent``): ``mode=interpolate seeds=[1,2,3] steps=16`` writes
 frames/, strip.png and interpolation.gif; GANs also take ``truncation=0.7`` (diversity traded for fidelity) and, when
-class-conditional, ``mode=classes n_per_class=16`` (one folder and one grid row per class). Every run writes
-manifest.json beside its images; ``manifest=<that file> out_dir=DIR`` draws the same images again.
+class-conditional, ``mode=classes n_per_class=16`` (one folder and one grid row per class). ``latents=[a.npz,b.npz]``
+(the latents ``python -m parti_exp.project`` wrote) takes the place of seeds in ``mode=sample`` and ``interpolate``.
+Every run writes manifest.json beside its images; ``manifest=<that file> out_dir=DIR`` draws the same images again.
 
 What each kind of checkpoint can draw, and which options it takes, is its family's sampler
 (``parti_exp.inference.samplers``)."""

@@ -13,6 +13,7 @@ from lightning.pytorch import Callback, LightningModule
 from omegaconf import DictConfig
 
 from parti_exp import CONF_DIR
+from parti_exp.train import train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,25 @@ def compose_train(tmp_path: Path, *overrides: str, fast: bool = True) -> DictCon
         return compose(config_name="train", overrides=[*pinned, *(FAST if fast else []), *paths, *overrides])
 
 
+# One batch of a GAN at 16 px: checkpoints for the sampling and projection tools, not for image quality.
+TINY_GAN = [
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=0",
+    "data.img_size=16",
+    "model.generator.latent_dim=8",
+]
+
+
+def one_batch_checkpoints(tmp_path_factory, models: tuple[str, ...]) -> dict[str, Path]:
+    """model name -> checkpoints/last.ckpt of a ``TINY_GAN`` run of that model."""
+    paths = {}
+    for model in models:
+        root = tmp_path_factory.mktemp(model)
+        train(compose_train(root, f"model={model}", *TINY_GAN))
+        paths[model] = root / "run" / "checkpoints" / "last.ckpt"
+    return paths
+
+
 def compose_sample(tmp_path: Path, *overrides: str) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name="sample", overrides=[f"paths.root_dir={tmp_path}", *overrides])
@@ -58,6 +78,11 @@ def compose_sample(tmp_path: Path, *overrides: str) -> DictConfig:
 def compose_edit(tmp_path: Path, *overrides: str) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name="edit", overrides=[f"paths.root_dir={tmp_path}", *overrides])
+
+
+def compose_project(tmp_path: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="project", overrides=[f"paths.root_dir={tmp_path}", *overrides])
 
 
 def compose_translate(tmp_path: Path, *overrides: str) -> DictConfig:

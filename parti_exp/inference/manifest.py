@@ -37,8 +37,8 @@ def write_manifest(out_dir: Path, cfg: DictConfig, checkpoint: dict, details: di
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "checkpoint_sha256": file_sha256(cfg.ckpt_path),
         "g_step": checkpoint.get("gan_steps", {}).get("g_step"),
-        "mode": cfg.mode,
-        "seeds": list(cfg.seeds) if cfg.mode == "interpolate" else [cfg.seed],
+        "mode": cfg.get("mode", cfg.get("task_name")),  # the command's name where it has no modes (project)
+        "seeds": list(cfg.seeds) if cfg.get("mode") == "interpolate" and cfg.get("seeds") else [cfg.seed],
         "settings": settings,
         **{k: v for k, v in details.items() if v is not None},
         IMAGES_KEY: [Path(image).relative_to(out_dir).as_posix() for image in images],

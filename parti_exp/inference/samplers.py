@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from parti_exp.errors import ConfigError
 from parti_exp.inference.latent import class_sheets, interpolate, sample_latents
+from parti_exp.inference.projected_latents import interpolate_latent_files, sample_latent_files
 from parti_exp.inference.prompts import sample_prompts
 from parti_exp.inference.translation import translate_held_out
 from parti_exp.models.gan.truncation import check_truncation
@@ -54,11 +55,21 @@ class LatentSampler(Sampler):
         if check_truncation(cfg.truncation) < 1.0 and not self.truncates:
             raise ConfigError(f"truncation={cfg.truncation} is the GANs' truncation trick; {cfg.ckpt_path} is a "
                               f"{type(module).__name__}, which samples its prior as it is: drop truncation=")
+        if cfg.get("latents") and not self.truncates:
+            raise ConfigError(f"latents= are a GAN's projected latents (python -m parti_exp.project); {cfg.ckpt_path} "
+                              f"is a {type(module).__name__}: drop latents=")
+        if cfg.get("latents") and cfg.mode == "classes":
+            raise ConfigError("latents= with mode=classes: a projected latent keeps its own class; use mode=sample "
+                              "or mode=interpolate")
 
     def sample(
         self, module: LightningModule, train_cfg: DictConfig, cfg: DictConfig, out_dir: Path
     ) -> tuple[list[Path], dict]:
         psi = check_truncation(cfg.truncation)
+        if cfg.get("latents") and cfg.mode == "interpolate":
+            return interpolate_latent_files(module, cfg, psi, out_dir)
+        if cfg.get("latents"):
+            return sample_latent_files(module, cfg, psi, out_dir)
         if cfg.mode == "interpolate":
             return interpolate(module, cfg, psi, out_dir)
         if cfg.mode == "classes":

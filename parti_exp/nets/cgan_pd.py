@@ -93,6 +93,10 @@ class ProjectionDiscriminator(nn.Module):
         nn.init.xavier_uniform_(embed.weight)
         self.embed = maybe_spectral_norm(embed, spectral_norm)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """phi(x): the ResNet features both terms read (B x width)."""
+        return self.backbone.features(images)
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         labels = class_indices(labels)
         phi = self.backbone.features(images)

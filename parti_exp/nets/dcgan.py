@@ -79,6 +79,10 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The activations before the last conv, flattened (B x 8 * width * 4 * 4 at the last stage's width)."""
+        return self.net[:-1](images).flatten(1)
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(images).flatten()
 

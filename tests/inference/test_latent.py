@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from hydra_compose import compose_sample, compose_train, record_generator_labels
+from hydra_compose import TINY_GAN, compose_sample, compose_train, one_batch_checkpoints, record_generator_labels
 from PIL import Image
 
 from parti_exp.errors import ConfigError
@@ -15,23 +15,11 @@ from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoin
 from parti_exp.sample import sample
 from parti_exp.train import train
 
-TINY = [
-    "trainer.limit_train_batches=1",
-    "trainer.limit_val_batches=0",
-    "data.img_size=16",
-    "model.generator.latent_dim=8",
-]
-
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """model name -> checkpoints/last.ckpt of a one-batch run."""
-    paths = {}
-    for model in ("dcgan", "stylegan_lite", "cgan_pd"):
-        root = tmp_path_factory.mktemp(model)
-        train(compose_train(root, f"model={model}", *TINY))
-        paths[model] = root / "run" / "checkpoints" / "last.ckpt"
-    return paths
+    return one_batch_checkpoints(tmp_path_factory, ("dcgan", "stylegan_lite", "cgan_pd"))
 
 
 def run(tmp_path, ckpt, out, *overrides):
@@ -182,7 +170,7 @@ def test_bad_settings_are_config_errors(checkpoints, tmp_path, model, overrides,
 
 @pytest.mark.parametrize(("psi", "same"), [(1.0, True), (0.3, False)])
 def test_sample_grid_writes_a_truncated_grid_next_to_the_plain_one(tmp_path, psi, same):
-    train(compose_train(tmp_path, "model=dcgan", *TINY, f"callbacks.sample_grid.truncation={psi}"))
+    train(compose_train(tmp_path, "model=dcgan", *TINY_GAN, f"callbacks.sample_grid.truncation={psi}"))
     samples = tmp_path / "run" / "samples"
     plain, truncated = samples / "epoch_0000.png", samples / "epoch_0000_truncated.png"
     assert (plain.read_bytes() == truncated.read_bytes()) is same
@@ -190,4 +178,4 @@ def test_sample_grid_writes_a_truncated_grid_next_to_the_plain_one(tmp_path, psi
 
 def test_sample_grid_refuses_truncation_outside_the_range(tmp_path):
     with pytest.raises(ConfigError, match="callbacks.sample_grid.truncation=2"):
-        train(compose_train(tmp_path, "model=dcgan", *TINY, "callbacks.sample_grid.truncation=2"))
+        train(compose_train(tmp_path, "model=dcgan", *TINY_GAN, "callbacks.sample_grid.truncation=2"))

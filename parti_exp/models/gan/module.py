@@ -34,7 +34,7 @@ from parti_exp.errors import ConfigError
 from parti_exp.models.gan.ema import EMA
 from parti_exp.models.gan.losses import AdversarialLoss
 from parti_exp.models.gan.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
-from parti_exp.protocols import ClassMixingGenerator, ImageGenerator, Regularizer, StyleGenerator
+from parti_exp.protocols import ClassMixingGenerator, GeneratorRegularizer, ImageGenerator, Regularizer, StyleGenerator
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step
@@ -67,6 +67,7 @@ class AdversarialModule(LightningModule):
         g_scheduler: SchedulerFactory | None = None,
         d_scheduler: SchedulerFactory | None = None,
         guard: NonFiniteGuard | None = None,
+        g_regularizers: Mapping[str, GeneratorRegularizer] | None = None,
     ) -> None:
         super().__init__()
         require(is_int_at_least(n_critic, 1), "model.n_critic", f"must be an integer >= 1, got {n_critic!r}")
@@ -77,6 +78,10 @@ class AdversarialModule(LightningModule):
         self.discriminator = discriminator
         self.loss = loss
         self.regularizers = dict(regularizers or {})
+        # A ModuleDict, so G's penalties' running state (path length's mean) is in the checkpoint.
+        self.g_regularizers = nn.ModuleDict(dict(g_regularizers or {}))
+        for regularizer in self.g_regularizers.values():
+            regularizer.check(generator)
         self.g_optimizer_factory = g_optimizer
         self.d_optimizer_factory = d_optimizer
         self.n_critic = n_critic
@@ -102,7 +107,11 @@ class AdversarialModule(LightningModule):
         """torch.compile G and D in place (``nn.Module.compile`` keeps the state_dict keys, so checkpoints stay
         loadable without compiling). A D whose regularizers differentiate through it twice (gradient penalty, R1)
         stays eager: torch.compile does not support double backward."""
-        self.generator.compile()
+        if self.g_regularizers:
+            log.warning("compile=true: the generator stays eager because its regularizers (%s) need double "
+                        "backward, which torch.compile does not support", ", ".join(self.g_regularizers))
+        else:
+            self.generator.compile()
         if self.regularizers:
             log.warning(
                 "compile=true: the discriminator stays eager because its regularizers (%s) need double backward, "
@@ -239,18 +248,30 @@ class AdversarialModule(LightningModule):
                 # make D's reducer wait for gradients that never come. G's gradients are reduced by G's wrapper.
                 adversarial_loss = self.loss.g_loss(self.discriminator(self._augmented(fake), labels))
                 terms["g_adv"] = adversarial_loss if adversarial == 1.0 else adversarial * adversarial_loss
+            penalties = self._generator_penalties(fake.shape[0], labels)
+            terms.update(penalties)
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            parts = {"g_loss": loss, **terms} if g_terms else {"g_loss": loss}
+            detailed = bool(g_terms or penalties)
+            parts = {"g_loss": loss, **terms} if detailed else {"g_loss": loss}
             self._clipped_step(opt, "G", self.g_step, parts, self.generator)
         self.g_step += 1
         if self.generator_ema is not None:
             images = fake.shape[0] * self.trainer.world_size
             self.ema.update(self.generator_ema, self.generator, images, images_seen=self.g_step * images)
         # Each term on its own when there are several (a plain GAN's loss is only the adversarial one).
-        logs = {f"train/{name}": term.detach() for name, term in terms.items()} if g_terms else {}
+        logs = {f"train/{name}": term.detach() for name, term in terms.items()} if detailed else {}
         return {**logs, "train/g_loss": loss.detach()}
+
+    def _generator_penalties(self, batch_size: int, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """G's regularizers due at this G step (lazy: each on every ``every``-th), on the bare generator: they call
+        its methods besides ``forward``, and their gradients join the adversarial term's in the same backward."""
+        return {
+            name: regularizer(self.generator, batch_size, labels, grad_scale=loss_scale(self._trainer))
+            for name, regularizer in self.g_regularizers.items()
+            if self.g_step % regularizer.every == 0
+        }
 
     def _clipped_step(self, opt, net: str, step: int, loss_parts: dict, module: nn.Module) -> None:
         """Clip, step the optimizer and its schedule, unless the guard finds a non-finite loss or gradient."""
@@ -259,7 +280,8 @@ class AdversarialModule(LightningModule):
             # Under fp16 loss scaling an overflowing gradient is routine, and so is a penalty taken from one:
             # the scaler skips such a step itself. Only the unscaled loss terms are the guard's to judge.
             parameters = ()
-            loss_parts = {name: part for name, part in loss_parts.items() if name not in self.regularizers}
+            penalties = (*self.regularizers, *self.g_regularizers)
+            loss_parts = {name: part for name, part in loss_parts.items() if name not in penalties}
         if guarded_step(self, opt, self.guard, net, step, loss_parts, parameters, self.grad_clip_val):
             self._step_scheduler(opt)
 
@@ -343,10 +365,17 @@ class GANModule(AdversarialModule):
             return self._style_net.map_to_w(z.to(self.device))
 
     @torch.no_grad()
-    def generate_from_w(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def generate_from_w(
+        self, w: torch.Tensor, labels: torch.Tensor | None = None, noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Images of w (B x w_dim, or B x num_ws x w_dim per layer); ``noise``: maps for the noise inputs in place of
+        the fixed ones (a projected latent's)."""
         net = self._style_net
+        labels = None if labels is None else labels.to(self.device)
         with eval_mode(net):
-            return net.synthesis(w.to(self.device), None if labels is None else labels.to(self.device)).float()
+            if noise is None:
+                return net.synthesis(w.to(self.device), labels).float()
+            return net.synthesis(w.to(self.device), labels, [m.to(self.device) for m in noise]).float()
 
     @torch.no_grad()
     def mean_w(self, n: int = MEAN_W_LATENTS, seed: int = MEAN_W_SEED) -> torch.Tensor:
@@ -367,6 +396,12 @@ class GANModule(AdversarialModule):
         """The classes a conditional generator draws, None for an unconditional one."""
         net = self._sampling_net
         return net.num_classes if isinstance(net, ClassMixingGenerator) else None
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The net that samples (G's moving average when EMA is on), for a caller that differentiates through it
+        (the projector); it puts it in eval mode and leaves its weights alone."""
+        return self._sampling_net
 
     @property
     def _sampling_net(self) -> nn.Module:

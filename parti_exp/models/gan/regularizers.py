@@ -1,14 +1,19 @@
-"""Discriminator regularizers: penalties added to the D loss, computed from the critic itself.
+"""Regularizers: penalties added to D's loss, computed from the critic itself, and to G's (path length).
 
-Each is called as ``regularizer(critic, real, fake, grad_scale)`` and has an ``every`` attribute k: the training
-loop applies it on every k-th D step only, and it scales itself to make up for the others (lazy regularization).
+A D regularizer is called as ``regularizer(critic, real, fake, grad_scale)``, a G regularizer as
+``regularizer(generator, batch_size, labels, grad_scale)``; each has an ``every`` attribute k: the training loop
+applies it on every k-th D (or G) step only, and it scales itself to make up for the others (lazy regularization).
 """
 
 from __future__ import annotations
 
-import torch
+import math
 
-from parti_exp.protocols import Critic
+import torch
+from torch import nn
+
+from parti_exp.errors import ConfigError
+from parti_exp.protocols import Critic, LayeredStyleGenerator
 from parti_exp.runtime.validation import is_int_at_least, require
 
 
@@ -70,3 +75,62 @@ class R1Penalty:
 
     def __repr__(self) -> str:
         return f"R1Penalty(gamma={self.gamma}, every={self.every})"
+
+
+def path_lengths(images: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+    """Per image, ``sqrt(mean over layers l of ||J_l^T y||^2)``: J_l the Jacobian of the image with respect to the
+    w of layer l, y = ``noise`` (B x C x H x W). ``ws`` (B x num_ws x w_dim) must be in the graph of ``images``.
+    One vector-Jacobian product through autograd for the whole batch (images do not depend on each other's w);
+    the graph is kept so the penalty can be differentiated."""
+    (grads,) = torch.autograd.grad((images * noise).sum() * grad_scale, ws, create_graph=True)
+    return (grads.float() / grad_scale).square().sum(dim=2).mean(dim=1).sqrt()
+
+
+class PathLengthPenalty(nn.Module):
+    """StyleGAN2's path-length regularisation (Karras et al. 2020, sec. 3.2): a fixed-size step in w should change
+    the image by a fixed amount, whatever the direction. On ``batch_size // batch_shrink`` fresh latents,
+    ``weight * E[(||J_w^T y|| - a)^2]`` with y ~ N(0, I) / sqrt(H * W) and a = ``pl_mean``, the running mean of the
+    lengths (``pl_mean <- lerp(pl_mean, mean length, decay)``; a buffer, so it is in the checkpoint and resumes).
+
+    As in StyleGAN2 the lengths are those of W+ (one w per layer, style-mixed like G's training batches), averaged
+    over layers, and the new mean is part of the graph. Lazy: on one G step in ``every``, multiplied by ``every``.
+    ``grad_scale``: the mixed-precision loss scale, undone as in ``GradientPenalty``.
+    """
+
+    name = "pl"
+
+    def __init__(self, weight: float = 2.0, every: int = 4, decay: float = 0.01, batch_shrink: int = 2) -> None:
+        super().__init__()
+        require(weight >= 0, "path length weight", f"must be >= 0, got {weight}")
+        require(is_int_at_least(every, 1), "path length every",
+                f"must be an integer >= 1 (apply on every k-th G step), got {every!r}")
+        require(0 < decay <= 1, "path length decay", f"must be in (0, 1], got {decay}")
+        require(is_int_at_least(batch_shrink, 1), "path length batch_shrink",
+                f"must be an integer >= 1, got {batch_shrink!r}")
+        self.weight = weight
+        self.every = every
+        self.decay = decay
+        self.batch_shrink = batch_shrink
+        self.register_buffer("pl_mean", torch.zeros(()))
+
+    def check(self, generator: nn.Module) -> None:
+        if not isinstance(generator, LayeredStyleGenerator):
+            raise ConfigError(f"path-length regularisation differentiates the image with respect to w: "
+                              f"{type(generator).__name__} has no w space (use model=stylegan_lite, or drop "
+                              "model.g_regularizers.pl)")
+
+    def forward(
+        self, generator: LayeredStyleGenerator, batch_size: int, labels: torch.Tensor | None, grad_scale: float = 1.0
+    ) -> torch.Tensor:
+        n = max(1, batch_size // self.batch_shrink)
+        z = torch.randn(n, generator.latent_dim, device=self.pl_mean.device)
+        ws = generator.styles(z)
+        images = generator.synthesis(ws, None if labels is None else labels[:n])
+        noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+        lengths = path_lengths(images, ws, noise, grad_scale)
+        pl_mean = self.pl_mean.lerp(lengths.mean(), self.decay)
+        self.pl_mean.copy_(pl_mean.detach())
+        return self.every * self.weight * (lengths - pl_mean).square().mean()
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, every={self.every}, decay={self.decay}, batch_shrink={self.batch_shrink}"

@@ -53,10 +53,12 @@ def test_fp16_overflow_skips_the_step_and_backs_off_the_scale(cfg_factory):
     assert scaler.get_scale() == 2.0**59
 
 
-@pytest.mark.parametrize("model,d_compiled", [("dcgan", True), ("wgan_gp", False)])
-def test_compile_flag_compiles_the_nets_the_graph_allows(cfg_factory, model, d_compiled):
+# stylegan_lite: path length differentiates through G twice, R1 through D
+@pytest.mark.parametrize("model,g_compiled,d_compiled",
+                         [("dcgan", True, True), ("wgan_gp", True, False), ("stylegan_lite", False, False)])
+def test_compile_flag_compiles_the_nets_the_graph_allows(cfg_factory, model, g_compiled, d_compiled):
     module = build_module(cfg_factory(f"model={model}", "compile=true"))
-    assert module.generator._compiled_call_impl is not None
+    assert (module.generator._compiled_call_impl is not None) == g_compiled
     assert (module.discriminator._compiled_call_impl is not None) == d_compiled
     # in-place compilation: checkpoints keep the bare nets' keys
     assert all("_orig_mod" not in key for key in module.state_dict())
