@@ -56,15 +56,18 @@ class DemoModel:
 
 @dataclass
 class DemoResult:
+    """The images of one click, the zip of its folder, the folder, and a caption per image (or None)."""
+
     images: list[Path]
     archive: Path
     folder: Path
+    captions: list[str] | None = None
 
 
-def _finish(folder: Path, images: list[Path]) -> DemoResult:
+def _finish(folder: Path, images: list[Path], captions: list[str] | None = None) -> DemoResult:
     # Beside the folder, not in it: the archive would otherwise take in its own partial file.
     archive = shutil.make_archive(str(folder), "zip", root_dir=folder)
-    return DemoResult(images, Path(archive), folder)
+    return DemoResult(images, Path(archive), folder, captions)
 
 
 def _options(model: DemoModel, **values) -> DictConfig:
@@ -75,13 +78,13 @@ def _options(model: DemoModel, **values) -> DictConfig:
     return cfg
 
 
-def _run_sampler(model: DemoModel, cfg: DictConfig, kind: str) -> DemoResult:
+def _run_sampler(model: DemoModel, cfg: DictConfig, kind: str, captions: list[str] | None = None) -> DemoResult:
     folder = model.fresh_folder(kind)
     sampler = sampler_for(model.module, cfg.ckpt_path)
     sampler.check(model.module, cfg)
     images, details = sampler.sample(model.module, model.train_cfg, cfg, folder)
     write_manifest(folder, cfg, model.checkpoint, details, images)
-    return _finish(folder, images)
+    return _finish(folder, images, captions)
 
 
 def prompt_lines(text: str) -> list[str]:
@@ -97,11 +100,12 @@ def draw_prompts(model: DemoModel, prompts: str, n: int, guidance: float, temper
     """Text-to-image: ``n`` images per prompt line, each the best of ``n_candidates`` by the scorer when one is
     served (else the held-out digit classifier, as the sample command)."""
     scorer = model.scorer_ckpt if int(n_candidates) > 1 else None
-    cfg = _options(model, prompts=prompt_lines(prompts), n=int(n), seed=int(seed), n_candidates=int(n_candidates),
-                   scorer_ckpt=scorer)
+    lines = prompt_lines(prompts)
+    cfg = _options(model, prompts=lines, n=int(n), seed=int(seed), n_candidates=int(n_candidates), scorer_ckpt=scorer)
     cfg.sampling.guidance_scale = float(guidance)
     cfg.sampling.temperature = float(temperature)
-    return _run_sampler(model, cfg, "prompts")
+    # The sampler writes the images prompt by prompt, n of each.
+    return _run_sampler(model, cfg, "prompts", [line for line in lines for _ in range(int(n))])
 
 
 def draw_latents(model: DemoModel, seed: int, n: int, truncation: float | None, label: int | None) -> DemoResult:

@@ -25,7 +25,7 @@ BOX_HINT = "y0, x0, y1, x1 in the image's pixels (mask: box)"
 PROGRESS = gr.Progress()
 
 
-def _run(work: Callable[[], DemoResult], progress: gr.Progress, what: str) -> tuple[list[str], list[str], str]:
+def _run(work: Callable[[], DemoResult], progress: gr.Progress, what: str) -> tuple[list[tuple], list[str], str]:
     """Run one click's work with a progress line; its images for the gallery, files to download, and a status
     line. A mistake in the page's inputs is shown on the page (a ``UserError``'s message), not as a traceback."""
     progress(0.0, desc=f"{what}…")
@@ -36,11 +36,13 @@ def _run(work: Callable[[], DemoResult], progress: gr.Progress, what: str) -> tu
     progress(1.0, desc="done")
     manifest = result.folder / "manifest.json"
     downloads = [str(result.archive)] + ([str(manifest)] if manifest.is_file() else [])
-    return [str(p) for p in result.images], downloads, f"{len(result.images)} images in `{result.folder}`"
+    captions = result.captions or [None] * len(result.images)
+    shown = [(str(path), caption) for path, caption in zip(result.images, captions)]
+    return shown, downloads, f"{len(result.images)} images in `{result.folder}`"
 
 
 def _outputs() -> tuple[gr.Gallery, gr.File, gr.Markdown]:
-    gallery = gr.Gallery(label="results", columns=8, object_fit="contain", elem_id="results")
+    gallery = gr.Gallery(label="results", columns=8, object_fit="contain", height="auto", elem_id="results")
     files = gr.File(label="download (images + manifest.json as a zip, and the manifest)", file_count="multiple")
     status = gr.Markdown(elem_id="status")
     return gallery, files, status

@@ -119,6 +119,9 @@ def sample_command(cfg: DictConfig, out_dir: Path) -> str:
             parts.append(f"{key}='{value}'")
         else:
             parts.append(f"{key}={value}")
+    for key, value in OmegaConf.to_container(cfg.sampling).items():
+        if value is not None:
+            parts.append(f"sampling.{key}={value}")
     if cfg.get("scorer_ckpt"):
         parts.append(f"scorer_ckpt={out_dir / SCORER}")
     return " ".join(parts)
@@ -134,6 +137,9 @@ def export_model(cfg: DictConfig, device: torch.device) -> Path:
     """Write the model folder of ``cfg.ckpt_path`` to ``cfg.out_dir`` (the export config: sample options, out_dir,
     scorer_ckpt), drawing samples.png on ``device``; return its path."""
     out_dir = Path(cfg.out_dir).expanduser().resolve()
+    if cfg.mode != "sample":
+        raise ConfigError(f"mode={cfg.mode}: samples.png is a grid of plain samples; drop mode= (after the export, "
+                          f"python -m parti_exp.sample ckpt_path={out_dir} mode={cfg.mode} ... draws from the folder)")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConfigError(f"out_dir={out_dir} exists and is not empty: give a new folder (nothing is overwritten)")
     source = checkpoint_file(cfg.ckpt_path)
@@ -155,12 +161,13 @@ def export_model(cfg: DictConfig, device: torch.device) -> Path:
         if cfg.get("scorer_ckpt"):
             sample_cfg.scorer_ckpt = str(temp / SCORER)  # the scorer as the folder holds it
         sampler = sampler_for(module, str(source))
-        sampler.check(module, sample_cfg)
-        drawn = temp / ".samples"
-        sampler.sample(module, train_cfg, sample_cfg, drawn)
-        (drawn / "grid.png").replace(temp / SAMPLES)
-        shutil.rmtree(drawn)
-        files.append(SAMPLES)
+        if sampler.draws_images:  # an image tokenizer or a scorer is exported without samples
+            sampler.check(module, sample_cfg)
+            drawn = temp / ".samples"
+            sampler.sample(module, train_cfg, sample_cfg, drawn)
+            (drawn / "grid.png").replace(temp / SAMPLES)
+            shutil.rmtree(drawn)
+            files.append(SAMPLES)
         (temp / CARD).write_text(render_card(_facts(module, train_cfg, checkpoint, source, cfg, out_dir, files)),
                                  encoding="utf-8")
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +202,7 @@ def _facts(module, train_cfg: DictConfig, checkpoint: dict, source: Path, cfg: D
         world_size=world_size(train_cfg),
         git_commit=run.get("git_commit"),
         source_checkpoint=str(source),
-        sample_command=sample_command(cfg, out_dir),
+        sample_command=sample_command(cfg, out_dir) if SAMPLES in files else None,
         metrics=last_logged_metrics(metrics_csv) if metrics_csv.is_file() else [],
         metrics_source=f"{metrics_csv}" if metrics_csv.is_file() else None,
         files=sorted(files + [CARD]),

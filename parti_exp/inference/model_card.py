@@ -97,7 +97,7 @@ class CardFacts:
     world_size: str
     git_commit: str | None
     source_checkpoint: str
-    sample_command: str
+    sample_command: str | None  # None: the family draws no images (an image tokenizer, a scorer)
     metrics: list[LoggedMetric] = field(default_factory=list)
     metrics_source: str | None = None
     files: list[str] = field(default_factory=list)
@@ -131,8 +131,7 @@ def render_card(facts: CardFacts) -> str:
         "Exported by `python -m parti_exp.export` from a parti_exp training checkpoint. Load it with any parti_exp "
         "command as `ckpt_path=<this folder>`; nothing in it is unpickled.",
         "",
-        "![samples](samples.png)",
-        "",
+        *(["![samples](samples.png)", ""] if facts.sample_command else []),
         "## Model",
         "",
         f"- family: `{facts.family}` (`{facts.module}`)",
@@ -163,7 +162,12 @@ def render_card(facts: CardFacts) -> str:
     else:
         lines.append("No metrics were found: the run's CSV log (`csv/metrics.csv` in its run directory) was not "
                      "beside the checkpoint, or the run logged none.")
-    lines += ["", "## Sampling", "", "samples.png was drawn with:", "", "```", facts.sample_command, "```", ""]
+    if facts.sample_command:
+        lines += ["", "## Sampling", "", "samples.png was drawn with:", "", "```", facts.sample_command, "```", ""]
+    else:
+        lines += ["", "## Use", "", f"A `{facts.family}` model makes no images of its own: pass this folder where a "
+                  "checkpoint of its kind is read (`model.tokenizer_ckpt=` of a text-to-image run for an image "
+                  "tokenizer, `scorer_ckpt=` for a scorer).", ""]
     if facts.scorer:
         lines += [f"A contrastive scorer for reranking is in `{facts.scorer}/`: add `n_candidates=8 "
                   f"scorer_ckpt=<this folder>/{facts.scorer}`.", ""]
