@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -29,6 +27,9 @@ from hydra import compose, initialize_config_dir
 from parti_exp import CONF_DIR
 from parti_exp.inference.export import export_model
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_server import served_demo  # noqa: E402  (a sibling script)
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "metrics=none",
@@ -91,22 +92,7 @@ def demo_seconds(folder: Path, inputs: list[str], work: Path) -> tuple[float, fl
     """(first click, median of the next three) from predict() to its result, the demo serving ``folder``."""
     from gradio_client import Client
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1",
-           "GRADIO_TEMP_DIR": str(work / "gradio")}
-    server = subprocess.Popen([sys.executable, "-m", "parti_exp.demo", f"ckpt_path={folder}", f"port={port}",
-                               "device=cpu", f"hydra.run.dir={work / 'demo' / folder.name}"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                time.sleep(1)
+    with served_demo(folder, work, "device=cpu") as url:
         client = Client(url, verbose=False)
         values = [float(v) if v.replace(".", "").isdigit() else v for v in inputs]
         times = []
@@ -114,10 +100,7 @@ def demo_seconds(folder: Path, inputs: list[str], work: Path) -> tuple[float, fl
             start = time.perf_counter()
             client.predict(*values, api_name="/generate")
             times.append(time.perf_counter() - start)
-        return times[0], statistics.median(times[1:])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    return times[0], statistics.median(times[1:])
 
 
 def main() -> None:

@@ -10,14 +10,10 @@ demo extra and Debian's chromium and chromium-driver.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
@@ -25,7 +21,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_server import REPO, served_demo  # noqa: E402  (a sibling script)
+
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
@@ -38,46 +36,31 @@ def main() -> None:
     parser.add_argument("--size", default="1280,1100", help="window width,height")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="demo_screenshot_"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(work / "gradio")}
-    server = subprocess.Popen([sys.executable, "-m", "parti_exp.demo", f"ckpt_path={args.ckpt}", f"port={port}",
-                               f"hydra.run.dir={work / 'run'}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in (*FLAGS, f"--window-size={args.size}", f"--user-data-dir={work / 'profile'}"):
         options.add_argument(flag)
-    browser = None
     try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(180):
+        with served_demo(args.ckpt, work) as url:
+            browser = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
             try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                time.sleep(1)
-        browser = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
-        browser.get(url)
-        wait = WebDriverWait(browser, 120)
-        box = wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "#prompts textarea")))
-        box.clear()
-        box.send_keys(args.prompts)
-        browser.find_element(By.CSS_SELECTOR, "#generate").click()
-        wait.until(lambda b: b.execute_script(
-            "return [...document.querySelectorAll('#results img')].filter(i => i.complete && i.naturalWidth).length"))
-        time.sleep(1)  # the gallery's layout settles after its images load
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(args.out))
-        print(f"wrote {args.out}")
+                browser.get(url)
+                wait = WebDriverWait(browser, 120)
+                box = wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "#prompts textarea")))
+                box.clear()
+                box.send_keys(args.prompts)
+                browser.find_element(By.CSS_SELECTOR, "#generate").click()
+                wait.until(lambda b: b.execute_script(
+                    "return [...document.querySelectorAll('#results img')].filter(i => i.complete && i.naturalWidth)"
+                    ".length"))
+                time.sleep(1)  # the gallery's layout settles after its images load
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                browser.save_screenshot(str(args.out))
+            finally:
+                browser.quit()
     finally:
-        if browser is not None:
-            browser.quit()
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-
+    print(f"wrote {args.out}")
 
 if __name__ == "__main__":
     main()

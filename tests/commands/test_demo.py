@@ -16,7 +16,7 @@ import pytest
 import torch
 from checkpoint_helpers import OLD_PARTI, OLD_VAE
 from hydra import compose, initialize_config_dir
-from hydra_compose import REPO_ROOT, compose_sample
+from hydra_compose import REPO_ROOT, compose_export, compose_sample
 from PIL import Image
 
 from parti_exp import CONF_DIR
@@ -40,10 +40,8 @@ def demo_config(tmp_path: Path, ckpt: Path, *overrides: str):
 @pytest.fixture(scope="module")
 def parti_folder(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("parti_folder")
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose(config_name="export", overrides=[f"ckpt_path={OLD_PARTI}", f"out_dir={tmp / 'folder'}",
-                                                       f"paths.root_dir={tmp}", "device=cpu",
-                                                       f"prompts={PROMPTS}".replace("'", '"'), "n=2"])
+    cfg = compose_export(tmp, f"ckpt_path={OLD_PARTI}", f"out_dir={tmp / 'folder'}",
+                         f"prompts={PROMPTS}".replace("'", '"'), "n=2")
     return export_model(cfg, torch.device("cpu"))
 
 

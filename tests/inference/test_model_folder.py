@@ -9,23 +9,16 @@ import pytest
 import torch
 import yaml
 from checkpoint_helpers import OLD_PARTI, OLD_STYLEGAN, OLD_TOKENIZER, OLD_VAE
-from hydra import compose, initialize_config_dir
-from hydra_compose import compose_sample, compose_train
+from hydra_compose import compose_export, compose_sample, compose_train
 from hydra_compose import run_entry_point as run
 from safetensors.torch import load_file, save_file
 
-from parti_exp import CONF_DIR
 from parti_exp.errors import BadCheckpointError, ConfigError, MissingInputError, UntrustedCheckpointError
 from parti_exp.inference.export import export_model
 from parti_exp.inference.hub_upload import push_folder
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint, resolve_ckpt_path
 from parti_exp.sample import sample
 from parti_exp.train import train
-
-
-def compose_export(tmp_path: Path, *overrides: str):
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name="export", overrides=[f"paths.root_dir={tmp_path}", "device=cpu", *overrides])
 
 
 def pngs(folder: Path) -> dict[str, bytes]:
