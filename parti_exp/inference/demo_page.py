@@ -19,6 +19,7 @@ from parti_exp.inference import demo_actions as actions
 from parti_exp.inference.demo_actions import DemoModel, DemoResult
 from parti_exp.inference.edit_mask import HALVES
 from parti_exp.protocols import FillsMaskedTokens, LatentImageModel
+from parti_exp.runtime.progress import reported_to
 
 BOX_HINT = "y0, x0, y1, x1 in the image's pixels (mask: box)"
 # Gradio gives a handler whose parameter defaults to a Progress a tracker of the click's own: one default serves all.
@@ -30,7 +31,9 @@ def _run(work: Callable[[], DemoResult], progress: gr.Progress, what: str) -> tu
     line. A mistake in the page's inputs is shown on the page (a ``UserError``'s message), not as a traceback."""
     progress(0.0, desc=f"{what}…")
     try:
-        result = work()
+        # The stages of the sampling code (parti_exp.runtime.progress) move the page's progress line.
+        with reported_to(lambda stage, done, total: progress(done / max(total, 1), desc=f"{stage}: {done}/{total}")):
+            result = work()
     except UserError as error:
         raise gr.Error(str(error)) from None
     progress(1.0, desc="done")
