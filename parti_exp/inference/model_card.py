@@ -37,7 +37,10 @@ METRIC_DEFINITIONS = {
     "val/d_real": "the critic's mean output on real validation images",
     "val/contrastive_loss": "symmetric InfoNCE loss of the image and text towers on the validation split",
     "val/retrieval_top1": "share of validation images whose own caption the scorer ranks first",
-    "val/loss": "the decoder's cross-entropy on the validation codes (lower is better)",
+    "val/ce": "the autoregressive decoder's cross-entropy per image code on the validation split, in nats (lower "
+              "is better; log(codebook size) is chance)",
+    "val/masked_ce": "the masked-token decoder's cross-entropy on the masked codes of the validation split, in nats "
+                     "(lower is better)",
     "metrics/classifier_val_acc": "accuracy of the metrics' digit classifier on held-out real images (its own "
                                   "trustworthiness, not the model's)",
 }
