@@ -144,6 +144,12 @@ def sampling_state(module: nn.Module) -> dict[str, torch.Tensor]:
 def load_sampling_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Fill the sampling nets of ``module`` (rebuilt from a folder's config) with ``state``: every tensor they have,
     each of its shape, and nothing else; the other nets (critics) keep their initial weights and are not used."""
+    if not isinstance(module, NamesSamplingNets):
+        raise BadCheckpointError(
+            f"{source}: its {CONFIG} builds a {type(module).__name__}, not a model that names the nets it samples "
+            f"with. A folder holding one net (the {SUB_FOLDERS[0].name}/ of a text-to-image folder) is read where "
+            f"that net is (model.{SUB_FOLDERS[0].config_key}=), not as ckpt_path="
+        )
     expected = sampling_state(module)
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))

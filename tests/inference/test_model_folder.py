@@ -118,6 +118,9 @@ def test_a_text_to_image_folder_keeps_its_tokenizers_and_card(tmp_path, monkeypa
 
 def test_the_tokenizer_sub_folder_is_an_image_tokenizer_for_a_new_stage_2(tmp_path, one_thread):
     folder = export(tmp_path, OLD_PARTI, 'prompts=["a handwritten seven"]', "n=1")
+    with pytest.raises(BadCheckpointError, match=r"tokenizer: its config.yaml builds a dict, not a model .* "
+                                                 r"is read where that net is \(model.tokenizer_ckpt=\)"):
+        module_from_checkpoint(read_checkpoint(folder / "tokenizer"))
     cfg = compose_train(tmp_path, "model=parti", "data.img_size=16", f"model.tokenizer_ckpt={folder / 'tokenizer'}",
                         fast=False)
     from parti_exp.builders import build_module
@@ -191,3 +194,35 @@ def test_export_command_line_writes_the_folder(tmp_path):
                  f"paths.root_dir={tmp_path}", "push_to=someone/vae")
     assert f"wrote the model folder {tmp_path / 'vae'}" in result.stdout
     assert "not uploaded" in result.stdout and (tmp_path / "vae" / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def scorer_run(tmp_path_factory):
+    """A tiny contrastive scorer on the digits (16 px, as the old text-to-image fixture)."""
+    tmp = tmp_path_factory.mktemp("scorer")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(compose_train(tmp, "experiment=contrastive_digits", "metrics=none", "trainer.max_epochs=1",
+                            "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                            "trainer.enable_progress_bar=false", "model.image_encoder.width=8",
+                            "model.image_encoder.dim=16", "model.text_encoder.dim=16", "model.embed_dim=16",
+                            fast=False))
+    finally:
+        torch.set_num_threads(threads)
+    return tmp / "run"
+
+
+def test_a_scorer_exported_beside_the_model_reranks_as_its_checkpoint(tmp_path, monkeypatch, one_thread, scorer_run):
+    options = ['prompts=["a handwritten seven"]', "n=2", "n_candidates=3"]
+    folder = export(tmp_path, OLD_PARTI, *options, f"scorer_ckpt={scorer_run}")
+    assert sorted(p.name for p in (folder / "scorer").iterdir()) == ["config.yaml", "model.safetensors",
+                                                                      "tokenizer.json"]
+    assert f"scorer_ckpt={folder / 'scorer'}" in (folder / "README.md").read_text()
+    sample(compose_sample(tmp_path, f"ckpt_path={OLD_PARTI}", "device=cpu", *options, f"scorer_ckpt={scorer_run}"),
+           tmp_path / "from_ckpt")
+    refuse_unpickling(monkeypatch)
+    sample(compose_sample(tmp_path, f"ckpt_path={folder}", "device=cpu", *options, f"scorer_ckpt={folder / 'scorer'}"),
+           tmp_path / "from_folder")
+    assert pngs(tmp_path / "from_ckpt") == pngs(tmp_path / "from_folder")
+    assert (folder / "samples.png").read_bytes() == (tmp_path / "from_folder" / "grid.png").read_bytes()
