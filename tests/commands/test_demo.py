@@ -123,6 +123,28 @@ def test_a_script_calls_the_page_through_gradio_client(served):
     assert sorted(Path(d).suffix for d in downloads) == [".json", ".zip"]
 
 
+def test_a_drawn_mask_edits_as_the_half_it_covers(served, tmp_path):
+    import numpy as np
+    from gradio_client import Client, handle_file
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (SIZE, SIZE), dtype=np.uint8)).save(tmp_path / "in.png")
+    strokes = np.zeros((SIZE, SIZE, 4), dtype=np.uint8)
+    strokes[SIZE // 2 :, :, [0, 3]] = 255  # painted over the bottom half
+    Image.fromarray(strokes).save(tmp_path / "strokes.png")
+    client = Client(served, verbose=False)
+
+    def edited(layers: list, mask: str, box: str = "") -> list[bytes]:
+        editor = {"background": handle_file(tmp_path / "in.png"), "layers": layers, "composite": None}
+        gallery, _, _ = client.predict(editor, mask, box, "a handwritten eight", 2, 0, api_name="/edit")
+        return [Path(item["image"]).read_bytes() for item in gallery]
+
+    bottom = edited([], "bottom")
+    assert len(bottom) == 2
+    assert edited([handle_file(tmp_path / "strokes.png")], "drawn") == bottom
+    assert edited([], "box", f"{SIZE // 2}, 0, {SIZE}, {SIZE}") == bottom
+    assert edited([], "top") != bottom
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
