@@ -34,6 +34,13 @@ class HasFamily(Protocol):
 
 
 @runtime_checkable
+class CountsTrainingImages(Protocol):
+    """A DataModule that says how many images its training split holds (a model card's data size)."""
+
+    def training_images(self) -> int: ...
+
+
+@runtime_checkable
 class NamesSamplingNets(Protocol):
     """The nets a module's samples need, as the names of its attributes (their ``state_dict`` prefixes): a model
     folder holds their weights and no others (``parti_exp.runtime.model_folder``). The moving average where a module

@@ -22,6 +22,7 @@ from parti_exp.callbacks.config_in_checkpoint import RUN_KEY
 from parti_exp.errors import ConfigError, UserError
 from parti_exp.inference.model_card import CardFacts, last_logged_metrics, render_card, world_size
 from parti_exp.inference.samplers import sampler_for
+from parti_exp.protocols import CountsTrainingImages
 from parti_exp.runtime.checkpoints import checkpoint_file, module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.model_folder import (
@@ -93,8 +94,7 @@ def _data_size(train_cfg: DictConfig) -> int | None:
     """Training images of the run's data, when the data is on this machine (a card written elsewhere says so)."""
     try:
         datamodule = instantiate(train_cfg.data)
-        datamodule.setup("fit")
-        return len(datamodule.train_set)
+        return datamodule.training_images() if isinstance(datamodule, CountsTrainingImages) else None
     except UserError:  # data missing here: the card says the size is unknown
         return None
 

@@ -218,3 +218,10 @@ def test_shards_command_writes_what_data_webdataset_reads(tmp_path):
 def test_class_labels_and_captions_are_not_mixed(tmp_path):
     with pytest.raises(ConfigError, match="data.num_classes must be 1 with captions"):
         WebDatasetDataModule(str(tmp_path), num_classes=10, label_key="cls")
+
+
+def test_the_training_image_count_is_of_every_training_sample_not_the_reference_ones(tmp_path):
+    write_img2dataset(tmp_path / "cc", [6, 5])
+    data = module(tmp_path / "cc", val_samples=2, reference_samples=3)
+    assert data.training_images() == 9  # 11 samples, 2 held out; train_set holds the 3 reference samples
+    assert len(data.train_set) == 3
