@@ -27,6 +27,7 @@ import torch
 import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from tokenizers import Tokenizer
 from torch import nn
 
 from parti_exp.errors import BadCheckpointError, MissingInputError
@@ -90,13 +91,21 @@ def _read_config(folder: Path, key: str) -> dict:
     return config
 
 
-def _text_tokenizer_state(folder: Path, model: dict) -> dict | None:
+def _text_tokenizer_state(folder: Path, model: dict, key: str) -> dict | None:
     """The text tokenizer as a checkpoint stores it, or None for a model that reads no text."""
-    if (folder / TEXT_TOKENIZER).is_file():
-        return {"kind": "bpe", "json": (folder / TEXT_TOKENIZER).read_text(encoding="utf-8"),
-                "max_len": int(model["max_text_len"])}
-    if (folder / WORD_TOKENIZER).is_file():
-        return json.loads((folder / WORD_TOKENIZER).read_text(encoding="utf-8"))
+    for name in (TEXT_TOKENIZER, WORD_TOKENIZER):
+        if not (folder / name).is_file():
+            continue
+        text = (folder / name).read_text(encoding="utf-8", errors="replace")
+        try:
+            if name == WORD_TOKENIZER:
+                return json.loads(text)
+            Tokenizer.from_str(text)  # read here, so that a damaged file is named before anything is built
+        except Exception as error:  # tokenizers raises a bare Exception for a file it cannot parse
+            raise BadCheckpointError(f"{key}={folder}: {name} is not a readable tokenizer file ({error})") from None
+        if not isinstance(model.get("max_text_len"), int):
+            raise BadCheckpointError(f"{key}={folder}: {CONFIG} has no model.max_text_len for its {name}")
+        return {"kind": "bpe", "json": text, "max_len": model["max_text_len"]}
     return None
 
 
@@ -126,7 +135,7 @@ def read_model_folder(folder: Path, key: str = "ckpt_path") -> dict:
         # A tokenizer file named at training time is the folder's own copy now (the same tokens, so the same rows).
         text_settings["path"] = str(folder / TEXT_TOKENIZER)
     folder_dict = {"config": config, "state_dict": state, FOLDER_KEY: str(folder)}
-    tokenizer = _text_tokenizer_state(folder, config["model"])
+    tokenizer = _text_tokenizer_state(folder, config["model"], key)
     if tokenizer is not None:
         folder_dict[TEXT_TOKENIZER_KEY] = tokenizer
     return folder_dict

@@ -114,6 +114,9 @@ def test_a_text_to_image_folder_keeps_its_tokenizers_and_card(tmp_path, monkeypa
     refuse_unpickling(monkeypatch)
     sample(compose_sample(tmp_path, f"ckpt_path={folder}", "device=cpu", *options), tmp_path / "from_folder")
     assert pngs(tmp_path / "from_ckpt") == pngs(tmp_path / "from_folder")
+    (folder / "tokenizer.json").write_text('{"model": "cut short')
+    with pytest.raises(BadCheckpointError, match="tokenizer.json is not a readable tokenizer file"):
+        read_checkpoint(folder)
 
 
 def test_the_tokenizer_sub_folder_is_an_image_tokenizer_for_a_new_stage_2(tmp_path, one_thread):
@@ -121,6 +124,9 @@ def test_the_tokenizer_sub_folder_is_an_image_tokenizer_for_a_new_stage_2(tmp_pa
     with pytest.raises(BadCheckpointError, match=r"tokenizer: its config.yaml builds a dict, not a model .* "
                                                  r"is read where that net is \(model.tokenizer_ckpt=\)"):
         module_from_checkpoint(read_checkpoint(folder / "tokenizer"))
+    (folder / "word_tokenizer.json").write_text("{not json")
+    with pytest.raises(BadCheckpointError, match="word_tokenizer.json is not a readable tokenizer file"):
+        read_checkpoint(folder)
     cfg = compose_train(tmp_path, "model=parti", "data.img_size=16", f"model.tokenizer_ckpt={folder / 'tokenizer'}",
                         fast=False)
     from parti_exp.builders import build_module
