@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from parti_exp.callbacks.config_in_checkpoint import RUN_KEY
 from parti_exp.errors import ConfigError, UserError
@@ -43,9 +43,11 @@ SCORER = "scorer"
 SAMPLE_OPTIONS = ("n", "seed", "prompts", "truncation", "classes", "n_candidates")
 
 
-def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _save_weights(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     # safetensors refuses tensors that share memory (tied weights) or are views: each is written as its own copy.
-    return {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in tensors.items()}
+    plain = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in tensors.items()}
+    # Written by Python rather than safetensors' save_file, which creates the file readable by its owner alone.
+    path.write_bytes(save(plain, metadata=metadata))
 
 
 def write_weights_and_config(module, train_cfg: DictConfig, checkpoint: dict, folder: Path) -> list[str]:
@@ -63,12 +65,12 @@ def write_weights_and_config(module, train_cfg: DictConfig, checkpoint: dict, fo
         inner = {f"{sub.folder_net}.{name[len(start):]}": state.pop(name) for name in list(state)
                  if name.startswith(start)}
         (folder / sub.name).mkdir()
-        save_file(_plain(inner), folder / sub.name / WEIGHTS, metadata={"format": "pt"})
+        _save_weights(inner, folder / sub.name / WEIGHTS, {"format": "pt"})
         net_cfg = yaml.safe_load(model_cfg[sub.net_config_key])
         _write_yaml(folder / sub.name / CONFIG, {"model": {sub.folder_net: net_cfg}, "data": data_cfg})
         model_cfg[sub.config_key] = sub.name  # the reader puts the folder's own path here
         written += [f"{sub.name}/{WEIGHTS}", f"{sub.name}/{CONFIG}"]
-    save_file(_plain(state), folder / WEIGHTS, metadata={"format": "pt", "family": module.family})
+    _save_weights(state, folder / WEIGHTS, {"format": "pt", "family": module.family})
     text_settings = model_cfg.get("text_tokenizer")
     if isinstance(text_settings, dict):
         # Paths of the training machine: the tokenizer is the folder's own file, no cache is read on loading.
