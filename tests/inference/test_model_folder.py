@@ -79,21 +79,29 @@ def test_a_gan_folder_holds_the_moving_average_alone_and_a_plain_config(tmp_path
     assert f"{sum(p.numel() for p in module.generator_ema.parameters()):,}" in card
 
 
-@pytest.fixture(scope="module")
-def parti_run(tmp_path_factory):
-    """A fresh stage-2 run (subword tokenizer, the run's git commit and wall time recorded, its CSV log)."""
-    tmp = tmp_path_factory.mktemp("parti")
+SHORT_RUN = ["metrics=none", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+             "trainer.enable_progress_bar=false"]
+
+
+def trained_run(tmp: Path, *overrides: str) -> Path:
+    """The run directory of a two-batch run, trained on one thread (a module fixture's: no test's one_thread)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(compose_train(tmp, "model=parti", "data.img_size=16", f"model.tokenizer_ckpt={OLD_TOKENIZER}",
-                            "metrics=none", "logger=csv", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                            "trainer.limit_val_batches=1", "model.transformer.dim=32", "model.transformer.heads=2",
-                            "model.transformer.encoder_depth=1", "model.transformer.decoder_depth=1",
-                            "callbacks.caption_accuracy=null", "callbacks.prompt_grid=null", fast=False))
+        train(compose_train(tmp, *SHORT_RUN, *overrides, fast=False))
     finally:
         torch.set_num_threads(threads)
     return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def parti_run(tmp_path_factory):
+    """A fresh stage-2 run (subword tokenizer, the run's git commit and wall time recorded, its CSV log)."""
+    return trained_run(tmp_path_factory.mktemp("parti"), "model=parti", "data.img_size=16",
+                       f"model.tokenizer_ckpt={OLD_TOKENIZER}", "logger=csv", "model.transformer.dim=32",
+                       "model.transformer.heads=2", "model.transformer.encoder_depth=1",
+                       "model.transformer.decoder_depth=1", "callbacks.caption_accuracy=null",
+                       "callbacks.prompt_grid=null")
 
 
 def test_a_text_to_image_folder_keeps_its_tokenizers_and_card(tmp_path, monkeypatch, one_thread, parti_run):
@@ -205,18 +213,9 @@ def test_export_command_line_writes_the_folder(tmp_path):
 @pytest.fixture(scope="module")
 def scorer_run(tmp_path_factory):
     """A tiny contrastive scorer on the digits (16 px, as the old text-to-image fixture)."""
-    tmp = tmp_path_factory.mktemp("scorer")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(compose_train(tmp, "experiment=contrastive_digits", "metrics=none", "trainer.max_epochs=1",
-                            "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-                            "trainer.enable_progress_bar=false", "model.image_encoder.width=8",
-                            "model.image_encoder.dim=16", "model.text_encoder.dim=16", "model.embed_dim=16",
-                            fast=False))
-    finally:
-        torch.set_num_threads(threads)
-    return tmp / "run"
+    return trained_run(tmp_path_factory.mktemp("scorer"), "experiment=contrastive_digits",
+                       "model.image_encoder.width=8", "model.image_encoder.dim=16", "model.text_encoder.dim=16",
+                       "model.embed_dim=16")
 
 
 def test_a_scorer_exported_beside_the_model_reranks_as_its_checkpoint(tmp_path, monkeypatch, one_thread, scorer_run):
