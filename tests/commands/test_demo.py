@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from checkpoint_helpers import OLD_PARTI, OLD_VAE
+from checkpoint_helpers import OLD_PARTI, OLD_TOKENIZER, OLD_VAE
 from hydra import compose, initialize_config_dir
 from hydra_compose import REPO_ROOT, compose_export, compose_sample
 from PIL import Image
@@ -180,3 +180,18 @@ def test_a_browser_types_a_prompt_presses_generate_and_sees_the_images(served, t
         assert "4 images" in browser.find_element(By.CSS_SELECTOR, "#status").text
     finally:
         browser.quit()
+
+
+def test_each_family_gets_its_page_and_a_tokenizer_gets_a_reason(tmp_path, one_thread):
+    from parti_exp.demo import load_demo_model
+    from parti_exp.inference.demo_page import demo_page
+
+    def endpoints(ckpt: Path) -> set[str]:
+        page = demo_page(load_demo_model(demo_config(tmp_path, ckpt), tmp_path / "results"), ckpt.name)
+        return {fn.api_name for fn in page.fns.values() if fn.api_name}
+
+    assert endpoints(OLD_VAE) == {"generate", "interpolate"}
+    assert endpoints(OLD_PARTI) == {"generate", "edit"}
+    with pytest.raises(ConfigError, match=r"family vqgan\), which makes no images of its own; the demo serves "
+                                          r"text_to_image, gan, vae, image_to_image"):
+        demo_page(load_demo_model(demo_config(tmp_path, OLD_TOKENIZER), tmp_path / "results"), "tokenizer")
