@@ -1,6 +1,6 @@
 # make train [ARGS="model=wgan_gp trainer.max_epochs=5"]   |   make test   |   make sample CKPT=path
-# Each target creates .venv and installs the package (editable, with the dev tools) on first use; make install TORCH=cpu
-# forces torch's CPU build.
+# Each target creates .venv and installs the package (editable, with the dev tools and the demo's) on first use;
+# make install TORCH=cpu forces torch's CPU build.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 		echo "installing torch's CPU build from $$index (TORCH=default for the default build)"; \
 		$(PY) -m pip install torch torchvision --index-url "$$index" || exit 1; \
 	fi
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,demo]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -34,6 +34,22 @@ class HasFamily(Protocol):
 
 
 @runtime_checkable
+class CountsTrainingImages(Protocol):
+    """A DataModule that says how many images its training split holds (a model card's data size)."""
+
+    def training_images(self) -> int: ...
+
+
+@runtime_checkable
+class NamesSamplingNets(Protocol):
+    """The nets a module's samples need, as the names of its attributes (their ``state_dict`` prefixes): a model
+    folder holds their weights and no others (``parti_exp.runtime.model_folder``). The moving average where a module
+    keeps one, not the last iterate; never a critic or an optimizer's state."""
+
+    def sampling_nets(self) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
 class CompilesNets(Protocol):
     def compile_nets(self) -> None:
         """torch.compile the module's nets in place."""

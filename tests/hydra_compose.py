@@ -90,6 +90,12 @@ def compose_translate(tmp_path: Path, *overrides: str) -> DictConfig:
         return compose(config_name="translate", overrides=[f"paths.root_dir={tmp_path}", *overrides])
 
 
+def compose_export(tmp_path: Path, *overrides: str) -> DictConfig:
+    """``conf/export.yaml`` drawing its samples on the CPU."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="export", overrides=[f"paths.root_dir={tmp_path}", "device=cpu", *overrides])
+
+
 def subprocess_env() -> dict[str, str]:
     """Environment for running ``python -m parti_exp...`` in a child process: quiet and single-threaded
     enough not to starve the parallel test runner."""

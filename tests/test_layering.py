@@ -29,7 +29,7 @@ LAYERS = (
     ("parti_exp.inference",),
     ("parti_exp.builders",),
     ("parti_exp.train", "parti_exp.sample", "parti_exp.evaluate", "parti_exp.edit", "parti_exp.translate",
-     "parti_exp.shards", "parti_exp.project"),
+     "parti_exp.shards", "parti_exp.project", "parti_exp.export", "parti_exp.demo"),
     # Writers of the datasets' on-disk formats for tests and benchmarks: nothing of the package uses them.
     ("parti_exp.testing",),
 )

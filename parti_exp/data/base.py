@@ -133,6 +133,11 @@ class ImageDataModule(LightningDataModule):
             for split, dataset in (("train", self.train_set), ("val", self.val_set))
         }
 
+    def training_images(self) -> int:
+        """Images of the training split (``CountsTrainingImages``); reads the data if not yet set up."""
+        self.setup("fit")
+        return len(self.train_set)
+
     def _checked(self, dataset: UInt8ImageDataset, split: str) -> UInt8ImageDataset:
         expected = (self.channels, self.img_size, self.img_size)
         if tuple(dataset.images.shape[1:]) != expected:

@@ -268,6 +268,11 @@ class WebDatasetDataModule(ImageDataModule):
         self.val_set = self._read(self._val_segments, self.val_samples, "the validation samples")
         self.train_set = self._read(self.segments, self.reference_samples, "the reference training samples")
 
+    def training_images(self) -> int:
+        """Samples of the training shards (``CountsTrainingImages``; ``train_set`` holds only the reference ones)."""
+        self.setup()
+        return sum(map(len, self.segments))
+
     def _corpus(self) -> list[str]:
         """The captions of the first ``corpus_samples`` training samples (read without decoding their images)."""
         corpus: list[str] = []

@@ -12,12 +12,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.folder_images import IMAGES_KEY, MANIFEST
+from parti_exp.runtime.model_folder import WEIGHTS
 
 # Sample settings that say where or how to run, not what to draw: left out of the manifest.
 NOT_SETTINGS = ("out_dir", "paths", "hydra", "device", "manifest", "task_name", "classifier_cache_dir")
 
 
 def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file; of a model folder, that of its weights (what decides its images with its config)."""
+    if Path(path).is_dir():
+        path = Path(path) / WEIGHTS
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

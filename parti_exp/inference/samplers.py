@@ -28,6 +28,8 @@ class Sampler:
     settings), ``prepare_for_metrics`` readies a module for ``evaluate``."""
 
     takes_prompts = False
+    # False for a family whose checkpoints make no images (an exported folder of one has no samples.png).
+    draws_images = True
 
     def check(self, module: LightningModule, cfg: DictConfig) -> None:
         if cfg.get("prompts") is not None and not self.takes_prompts:
@@ -125,6 +127,8 @@ class TranslationSampler(Sampler):
 class DrawsNothing(Sampler):
     """A family whose checkpoints make no images of their own; ``refusal`` says what to do with one instead
     (``{ckpt_path}`` and ``{module}``, the module's class name, are filled in)."""
+
+    draws_images = False
 
     def __init__(self, refusal: str) -> None:
         self.refusal = refusal

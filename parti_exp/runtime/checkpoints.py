@@ -42,6 +42,7 @@ from torch import nn
 
 from parti_exp.errors import BadCheckpointError, MissingInputError, UntrustedCheckpointError, UserError
 from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.model_folder import FOLDER_KEY, is_model_folder, load_sampling_weights, read_model_folder
 from parti_exp.runtime.moved_targets import with_moved_targets
 from parti_exp.runtime.trust import TRUST_REMEDY, check_stored_targets, checkpoints_trusted
 
@@ -86,6 +87,8 @@ def checkpoint_file(path: str | Path, key: str = "ckpt_path") -> Path:
     (a ``checkpoints/`` directory's ``last.ckpt``). MissingInputError otherwise; ``key`` names the setting ``path``
     came from. Every command and every ``*_ckpt`` key reads its path through here, so all accept the same forms."""
     path = Path(path).expanduser()
+    if is_model_folder(path):
+        return path  # read as a whole by read_checkpoint (parti_exp.runtime.model_folder)
     if path.is_dir():
         for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
             if candidate.is_file():
@@ -111,6 +114,12 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     for anything else; ``key`` names the setting the path came from in error messages. Its stored config is checked
     before anyone builds from it."""
     path = checkpoint_file(path, key)
+    if path.is_dir():
+        # A model folder (checkpoint_file returns no other directory): nothing in it is unpickled.
+        folder = read_model_folder(path, key)
+        checkpoint = {CONFIG_KEY: folder.pop("config"), **folder}
+        check_stored_targets(with_moved_targets(checkpoint[CONFIG_KEY]), f"{key}={path}")
+        return checkpoint
     # Memory-mapped: checks that read only the stored config (a resume's) do not read every tensor.
     checkpoint = load_checkpoint_file(path, key, mmap=True)
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
@@ -138,7 +147,10 @@ def module_from_checkpoint(checkpoint: dict) -> tuple[LightningModule, DictConfi
     cfg = stored_config(checkpoint)
     # _convert_="all", as in training: optimizer kwargs such as betas arrive as plain lists.
     module = instantiate(cfg.model, _convert_="all")
-    module.load_state_dict(checkpoint["state_dict"])
+    if FOLDER_KEY in checkpoint:
+        load_sampling_weights(module, checkpoint["state_dict"], checkpoint[FOLDER_KEY])
+    else:
+        module.load_state_dict(checkpoint["state_dict"])
     module.on_load_checkpoint(checkpoint)
     return module, cfg
 
@@ -171,6 +183,11 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
             return str(last)
         log.info("ckpt_path=last: no %s yet, starting a new run", last)
         return None
+    if is_model_folder(Path(ckpt_path).expanduser()):
+        raise BadCheckpointError(
+            f"ckpt_path={ckpt_path} is a model folder (python -m parti_exp.export): it holds the weights sampling "
+            "needs, not the optimizer state and counters a run resumes from; resume from the run's .ckpt instead"
+        )
     try:
         return str(checkpoint_file(ckpt_path))
     except MissingInputError as error:

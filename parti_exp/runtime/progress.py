@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -29,18 +30,39 @@ def shows_bars() -> bool:
     return rank_zero_only.rank == 0 and get_console().is_terminal
 
 
+# Who else hears of each step besides the bar (``reported_to``): the demo page's progress line.
+_listener: ContextVar[Callable[[str, int, int], None] | None] = ContextVar("progress_listener", default=None)
+
+
+@contextmanager
+def reported_to(listener: Callable[[str, int, int], None]) -> Iterator[None]:
+    """Within this block, every stage's steps also call ``listener(stage, done, total)``."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
 @contextmanager
 def progress(stage: str, total: int, unit: str = "images") -> Iterator[Advance]:
     """Yield ``advance(n)``, to be called as ``n`` of ``total`` ``unit`` are done; see the module doc."""
     start = time.perf_counter()
+    listener, done = _listener.get(), [0]
+
+    def told(n: int) -> None:
+        done[0] += n
+        listener(stage, done[0], total)
+
+    heard = told if listener is not None else lambda n: None
     if shows_bars():
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                    TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
         with Progress(*columns, console=get_console(), transient=True) as bar:
             task = bar.add_task(stage, total=total)
-            yield lambda n=1: bar.advance(task, n)
+            yield lambda n=1: (bar.advance(task, n), heard(n))
     else:
-        yield lambda n=1: None
+        yield lambda n=1: heard(n)
     if rank_zero_only.rank == 0:
         log.info("%s: %d %s in %.1f s", stage, total, unit, time.perf_counter() - start)
 

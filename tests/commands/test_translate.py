@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra_compose import compose_sample, compose_train, compose_translate, run_entry_point
+from hydra_compose import compose_export, compose_sample, compose_train, compose_translate, run_entry_point
 from PIL import Image
 
 from parti_exp.errors import BadDataError, ConfigError, MissingInputError
+from parti_exp.inference.export import export_model
 from parti_exp.metrics.folder_images import image_files
 from parti_exp.runtime.checkpoints import module_from_checkpoint, read_checkpoint
 from parti_exp.runtime.images import to_uint8
@@ -182,3 +183,19 @@ def test_sample_draws_translations_of_held_out_images(checkpoints, tmp_path):
     assert json.loads((out / "manifest.json").read_text())["task"] == "super_resolution"
     with pytest.raises(ConfigError, match="image-to-image model, which translates held-out images"):
         sample(compose_sample(tmp_path, f"ckpt_path={checkpoints['sr']}", "mode=interpolate", "seeds=[1,2]"), out)
+
+
+@pytest.mark.parametrize("name", ["sr", "cyclegan"])
+def test_a_model_folder_translates_as_its_checkpoint(checkpoints, tmp_path, name):
+    folder = export_model(compose_export(tmp_path, f"ckpt_path={checkpoints[name]}", f"out_dir={tmp_path / 'folder'}",
+                                         "n=4"), torch.device("cpu"))
+    size = 4 if name == "sr" else 16
+    for i, image in enumerate(digits_at(size)):
+        write(tmp_path / "in" / f"{i}.png", image)
+    outputs = {}
+    for source in (checkpoints[name], folder):
+        out = tmp_path / Path(source).name
+        paths = translate(compose_translate(tmp_path, f"ckpt_path={source}", f"image={tmp_path / 'in'}",
+                                            f"out_dir={out}"), out)
+        outputs[source] = [p.read_bytes() for p in paths]
+    assert len(outputs[folder]) == 3 and outputs[folder] == outputs[checkpoints[name]]

@@ -247,3 +247,10 @@ def test_pipe_urls_stream_what_the_files_hold(tmp_path):
     assert [len(s) for s in piped.segments] == [len(s) for s in files.segments] == [7, 3]
     assert np.array_equal(piped.train_set.images, files.train_set.images)
     assert epoch_keys(piped, 0, 1, 2) == epoch_keys(files, 0, 1, 2)
+
+
+def test_the_training_image_count_is_of_every_training_sample_not_the_reference_ones(tmp_path):
+    write_img2dataset(tmp_path / "cc", [6, 5])
+    data = module(tmp_path / "cc", val_samples=2, reference_samples=3)
+    assert data.training_images() == 9  # 11 samples, 2 held out; train_set holds the 3 reference samples
+    assert len(data.train_set) == 3

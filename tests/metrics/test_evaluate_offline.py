@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 from checkpoint_helpers import OLD_STYLEGAN
-from hydra_compose import compose_sample, compose_train, run_entry_point
+from hydra_compose import compose_export, compose_sample, compose_train, run_entry_point
 from PIL import Image
 
 from parti_exp.evaluate import evaluate, report
+from parti_exp.inference.export import export_model
 from parti_exp.metrics.digit_classifier import load_or_train_classifier
 from parti_exp.sample import sample
 from parti_exp.train import train
@@ -129,3 +130,14 @@ def test_the_cli_prints_a_refusal_as_its_message_and_leaves_no_run_directory(dig
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "evaluate measures images in a feature space" in done.stderr
     assert not run_dir.exists()
+
+
+def test_a_model_folder_is_measured_as_its_checkpoint(evaluate_cfg, classifier_file, tmp_path):
+    folder = export_model(compose_export(tmp_path, f"ckpt_path={OLD_STYLEGAN}", f"out_dir={tmp_path / 'folder'}",
+                                         "n=4"), torch.device("cpu"))
+    overrides = ["metrics=classifier", f"classifier_ckpt={classifier_file}", "metrics.num_fake=64", "device=cpu"]
+    results = [evaluate(evaluate_cfg(f"ckpt_path={source}", *overrides), tmp_path / name, overrides=overrides)
+               for source, name in ((OLD_STYLEGAN, "from_ckpt"), (folder, "from_folder"))]
+    for result in results:
+        result.pop("fake")
+    assert results[0] == results[1] and results[0]["num_fake"] == 64 and results[0]["fid_clf"] > 0

@@ -10,7 +10,7 @@ from hydra_compose import compose_sample
 from rich.console import Console
 
 from parti_exp.runtime import progress as progress_module
-from parti_exp.runtime.progress import progress, tracked
+from parti_exp.runtime.progress import progress, reported_to, tracked
 from parti_exp.sample import sample
 
 
@@ -46,3 +46,16 @@ def test_sampling_prompts_logs_its_stage(tmp_path, caplog, n_candidates):
         sample(cfg, tmp_path / "out")
     best = " (each the best of 2)" if n_candidates == 2 else ""
     assert any(r.getMessage().startswith(f"sampling 2 prompts{best}: 4 images in ") for r in caplog.records)
+
+
+def test_a_listener_hears_every_step_of_every_stage_inside_its_block_only():
+    heard = []
+    with reported_to(lambda stage, done, total: heard.append((stage, done, total))):
+        with progress("sampling 2 prompts", 6) as advance:
+            advance(3)
+            advance(3)
+        for _ in tracked(range(2), "editing", 2):
+            pass
+    with progress("after", 1) as advance:
+        advance(1)
+    assert heard == [("sampling 2 prompts", 3, 6), ("sampling 2 prompts", 6, 6), ("editing", 1, 2), ("editing", 2, 2)]

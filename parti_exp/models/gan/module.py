@@ -295,6 +295,10 @@ class AdversarialModule(LightningModule):
         """G's updates: how far an adversarial run has come (``ReportsProgress``)."""
         return self.g_step
 
+    def sampling_nets(self) -> tuple[str, ...]:
+        """G's moving average when EMA is on (what every sampler draws with), else G (``NamesSamplingNets``)."""
+        return ("generator",) if self.generator_ema is None else ("generator_ema",)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gan_steps"] = {"g_step": self.g_step, "d_step": self.d_step}
 

@@ -81,6 +81,10 @@ class ContrastiveModule(CaptionedModule):
     def on_fit_start(self) -> None:
         seed_per_rank(self.trainer)
 
+    def sampling_nets(self) -> tuple[str, ...]:
+        """Both towers: a scorer embeds the images and the prompts (``NamesSamplingNets``)."""
+        return ("dual_encoder",)
+
     def compile_nets(self) -> None:
         """torch.compile both towers."""
         self.dual_encoder.image_encoder.compile()

@@ -161,6 +161,10 @@ class ImageTokenModule(CaptionedModule):
         seed_per_rank(self.trainer)
         expect_frozen_modules(sum(1 for _ in self.image_tokenizer.modules()))
 
+    def sampling_nets(self) -> tuple[str, ...]:
+        """The decoder and the frozen image tokenizer that turns its codes into pixels (``NamesSamplingNets``)."""
+        return ("transformer", "image_tokenizer")
+
     def compile_nets(self) -> None:
         """torch.compile the Transformer (the frozen tokenizer runs once per batch and stays eager)."""
         self.transformer.compile()

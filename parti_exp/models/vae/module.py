@@ -116,6 +116,10 @@ class VAEModule(LightningModule):
     def on_fit_start(self) -> None:
         seed_per_rank(self.trainer)
 
+    def sampling_nets(self) -> tuple[str, ...]:
+        """The encoder-decoder (``NamesSamplingNets``)."""
+        return ("net",)
+
     def compile_nets(self) -> None:
         self.net.compile()
 
