@@ -157,6 +157,7 @@ class LatentSearch:
     def __init__(self, module: LightningModule, settings: ProjectionSettings, label: int | None,
                  distance: Distance, rng: torch.Generator) -> None:
         self.module = module
+        self.rng = rng
         self.net = module.sampling_generator
         self.device = module.device
         self.space = settings.space or ("w" if isinstance(self.net, LayeredStyleGenerator) else "z")
@@ -203,7 +204,12 @@ class LatentSearch:
         return [self.latent, *self.noise]
 
     def images(self, jitter: float = 0.0) -> torch.Tensor:
-        latent = self.latent + torch.randn_like(self.latent) * jitter if jitter else self.latent
+        # The jitter comes from the projection's own seeded stream, not the global one: the result must not depend on
+        # what ran before (building the module from a checkpoint or from a model folder draws differently).
+        if not jitter:
+            latent = self.latent
+        else:
+            latent = self.latent + torch.randn(self.latent.shape, generator=self.rng).to(self.latent) * jitter
         if self.space == "z":
             return self.net(latent, self.labels)
         return self.net.synthesis(latent, None, self.noise or None)

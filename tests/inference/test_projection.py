@@ -156,3 +156,20 @@ def test_learning_rate_ramps_up_then_down():
     assert learning_rate(settings, 0.0) == 0.0
     assert learning_rate(settings, 0.5) == pytest.approx(0.1)
     assert learning_rate(settings, 0.99) < 0.01
+
+
+def test_a_model_folder_projects_as_its_checkpoint(checkpoints, targets, tmp_path):
+    """``python -m parti_exp.export``'s folder in place of the checkpoint: the same projection, byte for byte, and its
+    latents regenerate under the folder."""
+    from hydra_compose import compose_export
+
+    from parti_exp.inference.export import export_model
+
+    ckpt = checkpoints["stylegan_lite"]
+    folder = export_model(compose_export(tmp_path, f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'folder'}", "n=4"),
+                          torch.device("cpu"))
+    [from_ckpt] = run_project(tmp_path, ckpt, targets[0], "from_ckpt", "space=w+")
+    [from_folder] = run_project(tmp_path, folder, targets[0], "from_folder", "space=w+")
+    assert from_folder.read_bytes() == from_ckpt.read_bytes()
+    [again] = run_sample(tmp_path, folder, "again", f"latents=[{tmp_path / 'from_folder' / 'digit0.npz'}]")
+    assert again.read_bytes() == from_folder.read_bytes()
