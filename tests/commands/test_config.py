@@ -146,7 +146,8 @@ def test_unknown_model_name_lists_the_choices():
 
 @pytest.mark.parametrize(
     "trainer,backend,devices,nodes,sync_bn",
-    [("ddp", "nccl", -1, 1, True), ("multinode", "nccl", -1, 2, True), ("ddp_sim", "gloo", 2, 1, False)],
+    # None: the accelerator's backend (test below)
+    [("ddp", None, -1, 1, True), ("multinode", None, -1, 2, True), ("ddp_sim", "gloo", 2, 1, False)],
 )
 def test_distributed_trainer_configs_use_the_per_net_strategy(cfg_factory, trainer, backend, devices, nodes, sync_bn):
     from parti_exp.runtime.distributed import PerNetDDPStrategy
@@ -157,6 +158,19 @@ def test_distributed_trainer_configs_use_the_per_net_strategy(cfg_factory, train
     assert strategy.process_group_backend == backend
     assert strategy._ddp_kwargs.get("find_unused_parameters") is False
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.sync_batchnorm) == (devices, nodes, sync_bn)
+
+
+@pytest.mark.parametrize("trainer", ["ddp", "multinode"])
+def test_distributed_trainers_on_the_cpu_use_gloo_and_per_process_batch_norm(cfg_factory, trainer, caplog):
+    from parti_exp.builders import build_trainer
+
+    cfg = cfg_factory(f"trainer={trainer}", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.num_nodes=1",
+                      fast=False)
+    with caplog.at_level("INFO"):
+        built = build_trainer(cfg, [], [])
+    assert built.strategy._get_process_group_backend() == "gloo"
+    assert built.strategy._layer_sync is None  # no SyncBatchNorm conversion
+    assert "trainer.sync_batchnorm=true is for GPUs" in caplog.text
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
