@@ -19,6 +19,7 @@ from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
 from parti_exp.protocols import CompilesNets
 from parti_exp.runtime.distributed import accelerator_is_gpu
+from parti_exp.runtime.failing_loggers import keep_running_without
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.loggers import LogPosition, ResumableCSVLogger, wandb_logger_kwargs
 from parti_exp.runtime.wandb_preflight import start_run, wandb_offline
@@ -106,7 +107,8 @@ def build_logger(logger_cfg: DictConfig, resumed: LogPosition | None = None) -> 
 
 def build_loggers(cfg: DictConfig, resumed: LogPosition | None = None) -> list[Logger]:
     """The config's loggers; ``resumed``: where the logs stood at the checkpoint a resumed run starts from."""
-    return [build_logger(c, resumed) for c in (cfg.get("logger") or {}).values() if c is not None]
+    # A logger failing mid-run does not end the run (parti_exp.runtime.failing_loggers).
+    return [keep_running_without(build_logger(c, resumed)) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
