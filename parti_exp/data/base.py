@@ -99,6 +99,12 @@ class ImageDataModule(LightningDataModule):
         self.val_set: UInt8ImageDataset | None = None
         # (epoch, batches already consumed in it) from a checkpoint, applied to the next train loader.
         self._resume_position: tuple[int, int] | None = None
+        # The checkpoint's number of processes, and the items of its epoch all of them had consumed together.
+        self._resume_world_size: int | None = None
+        self._resume_items: int | None = None
+        # (epoch, items done by all ranks, this run's batch count then) of the epoch this run resumed in the middle
+        # of: a checkpoint written later in it counts the items from there.
+        self._resumed_in: tuple[int, int, int] | None = None
 
     def check_inputs(self) -> None:
         """Raise MissingInputError naming the files this data needs that are not there, and the fix. Data made in
@@ -139,7 +145,8 @@ class ImageDataModule(LightningDataModule):
         sampler = EpochShardSampler(len(dataset), shuffle=train)
         if train and self._resume_position is not None:
             epoch, batches_done = self._resume_position
-            sampler.resume_at(epoch, batches_done * self.batch_size)
+            sampler.resume_at(epoch, self._resume_items)
+            self._resumed_in = (epoch, self._resume_items, batches_done)
             self._resume_position = None
         return DataLoader(
             dataset,
@@ -174,12 +181,25 @@ class ImageDataModule(LightningDataModule):
         batches_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         in_epoch = epochs.started > epochs.processed
         if in_epoch and batches_done < trainer.num_training_batches:
-            return {"epoch": epochs.processed, "batches_done": batches_done}
-        return {"epoch": epochs.processed + int(in_epoch), "batches_done": 0}
+            state = {"epoch": epochs.processed, "batches_done": batches_done}
+        else:
+            state = {"epoch": epochs.processed + int(in_epoch), "batches_done": 0}
+        # The items all ranks consumed of that epoch: what a resume on another number of processes continues after.
+        items = state["batches_done"] * self.batch_size * trainer.world_size
+        if self._resumed_in is not None and self._resumed_in[0] == state["epoch"]:
+            _, items_then, batches_then = self._resumed_in
+            items = items_then + (state["batches_done"] - batches_then) * self.batch_size * trainer.world_size
+        return {**state, "items_done": items, "world_size": trainer.world_size}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        if state_dict:
-            self._resume_position = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
+        if not state_dict:
+            return
+        self._resume_position = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        # Checkpoints from before world sizes were recorded were resumed with as many processes as wrote them.
+        self._resume_world_size = int(state_dict.get("world_size", world_size))
+        self._resume_items = int(state_dict.get(
+            "items_done", self._resume_position[1] * self.batch_size * self._resume_world_size))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
