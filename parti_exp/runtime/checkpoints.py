@@ -34,6 +34,7 @@ import io
 import logging
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import IO, Any
 
@@ -274,10 +275,24 @@ def write_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
         previous = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} exists"
         raise CheckpointWriteError(
             error.errno,
-            f"could not write the checkpoint {path} ({error.strerror or error}); {previous}. Free disk space or "
+            f"could not write the checkpoint {path} ({error.strerror or error}); {previous}. "
+            f"{_space_report(path.parent, buffer.getbuffer().nbytes)}Free disk space or "
             "make the directory writable (or set hydra.run.dir to a writable place), then resume from the "
             "last checkpoint with ckpt_path=...",
         ) from error
+
+
+def _space_report(directory: Path, needed: int) -> str:
+    """Which file system ``directory`` is on and its free space against ``needed`` bytes (empty if unknown)."""
+    mount = directory.resolve()
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return ""
+    return (f"The file system mounted at {mount} has {free / 2**20:.1f} MiB free; this checkpoint needs "
+            f"{needed / 2**20:.1f} MiB. ")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
