@@ -15,7 +15,8 @@ lock when its holder exits, however it exits, so a killed builder never leaves t
 
 Each entry's files have their SHA-256 in ``<name>.sha256`` (``parti_exp.runtime.integrity``), renamed into place
 before the images file: an entry damaged later on the disk (a flipped bit, a truncated copy) is rebuilt, with a
-warning, instead of read. Checking reads the entry once per opening (about a second per GB on one core).
+warning, instead of read. Checking reads the entry once per opening (a few seconds per GB on one core,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ caches. One digest (SHA-256 of the bytes), one verdict type, two carriers:
   complete.
 
 SHA-256 catches what a shared file system does to files (truncation, flipped bits, a block of zeros), which the zip
-reader does not: PyTorch reads tensor bytes without checking the CRC-32 the archive holds. Verifying reads every
-byte once (about 1 GB/s on one core of this machine): a checkpoint is checked each time it is read, a cache entry
-each time it is opened.
+reader does not: PyTorch reads tensor bytes without checking the CRC-32 the archive holds. Verifying reads and hashes
+every byte once, about as long as ``torch.load`` takes to read the file (scripts/bench_integrity.py,
+docs/benchmarks.md): a checkpoint is checked once per process each time it changes, a cache entry each time it is
+opened.
 """
 
 from __future__ import annotations

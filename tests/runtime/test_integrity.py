@@ -7,27 +7,13 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import flip_tensor_bytes
 
 from parti_exp.data.uint8_cache import UInt8Cache
 from parti_exp.metrics.disk_cache import atomic_save, load_if_present
 from parti_exp.runtime.checkpoint_integrity import DamagedCheckpointError
 from parti_exp.runtime.checkpoints import load_checkpoint_file, resolve_ckpt_path, write_atomically
 from parti_exp.runtime.integrity import check_sealed
-
-
-def flip_tensor_bytes(path, count: int = 3, member: str = "data/0") -> None:
-    """Flip ``count`` bytes in the middle of a ``torch.save`` archive's tensor ``member`` (the zip entry holding
-    its raw data): what a bad disk block does, invisible to torch.load."""
-    with zipfile.ZipFile(path) as archive:
-        info = next(i for i in archive.infolist() if i.filename.endswith(member))
-    with open(path, "r+b") as file:
-        file.seek(info.header_offset + 26)
-        name_length, extra_length = np.frombuffer(file.read(4), dtype="<u2")
-        start = info.header_offset + 30 + int(name_length) + int(extra_length) + info.file_size // 2
-        file.seek(start)
-        original = file.read(count)
-        file.seek(start)
-        file.write(bytes(b ^ 0xFF for b in original))
 
 
 def state(value: float) -> dict:
