@@ -1,6 +1,7 @@
 """The config tree: every model x loss composes and builds, overrides users type work, and the CLI
 shows the composed config."""
 
+import re
 import subprocess
 import sys
 
@@ -201,3 +202,20 @@ def test_a_text_to_image_run_reads_its_samples_back_where_its_data_allows(tmp_pa
     assert readers == ({reader} if reader else set())
     assert {"model_checkpoint", "prompt_grid", "text_image_metrics"} <= set(cfg.callbacks)
     assert cfg.callbacks.sample_grid is None
+
+
+def test_a_torchrun_job_s_workers_and_restarts_share_one_run_directory(monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from parti_exp import CONF_DIR
+
+    def run_dir() -> str:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            cfg = compose(config_name="train", overrides=["paths.root_dir=/x"], return_hydra_config=True)
+        return OmegaConf.select(cfg, "hydra.run.dir")
+
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert re.search(r"/train/runs/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d$", run_dir())  # a time stamp per run
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "5f1c2d")  # torchrun's rendezvous id: the same for all workers
+    assert run_dir().endswith("/train/runs/5f1c2d")

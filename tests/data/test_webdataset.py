@@ -218,3 +218,14 @@ def test_shards_command_writes_what_data_webdataset_reads(tmp_path):
 def test_class_labels_and_captions_are_not_mixed(tmp_path):
     with pytest.raises(ConfigError, match="data.num_classes must be 1 with captions"):
         WebDatasetDataModule(str(tmp_path), num_classes=10, label_key="cls")
+
+
+def test_a_mid_epoch_checkpoint_of_another_world_size_is_refused(tmp_path):
+    write_img2dataset(tmp_path / "cc", [9, 14, 11])
+    data = module(tmp_path / "cc", val_samples=2)
+    data.load_state_dict({"epoch": 0, "batches_done": 2, "items_done": 16, "world_size": 2})
+    with pytest.raises(ConfigError, match=r"stopped in the middle of epoch 0 with 2 processes, this run has 1; a "
+                                          r"stream cannot be re-sharded mid-epoch"):
+        iter(data.train_dataloader())
+    data.load_state_dict({"epoch": 1, "batches_done": 0, "items_done": 0, "world_size": 2})  # an epoch's end
+    assert len(next(iter(data.train_dataloader()))[1]) == 4
