@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from parti_exp.errors import BadCheckpointError
-from parti_exp.runtime.integrity import Verdict, check_sealed
+from parti_exp.runtime.integrity import UNSEALED, Verdict, check_sealed
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def checkpoint_verdict(path: str | Path) -> Verdict:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     if key not in _checked:
         verdict = check_sealed(path)
-        if verdict.unsealed:
+        if verdict == UNSEALED:  # a complete archive without checksum (not: no archive at all, its loader says)
             log.warning("%s has no checksum (written by an older parti_exp or another tool): loaded without an "
                         "integrity check", path)
         _checked[key] = verdict
@@ -59,7 +59,8 @@ def newest_intact(directory: str | Path, skip: Path | None = None) -> Path | Non
         if skip is not None and path.resolve() == skip.resolve():
             continue
         verdict = checkpoint_verdict(path)
-        if not verdict.damaged:
+        # Only archives are candidates: a file that is none (cut to nothing by a crash) would stop the resume.
+        if verdict.ok or verdict == UNSEALED:
             return path
         log.warning("skipping the damaged checkpoint %s: %s", path, verdict.problem)
     return None

@@ -175,16 +175,22 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     """The checkpoint file to resume from, or None for a fresh start.
 
     ``auto``: the newest intact checkpoint of ``<output_dir>/checkpoints`` (damaged ones skipped with a warning),
-    else a fresh start; the default (``ckpt_path`` unset) in a worker group that torchrun restarted, so that
-    ``--max-restarts`` continues the run instead of starting it over. ``last``: ``<output_dir>/checkpoints/last.ckpt``
+    else a fresh start. In a worker group that torchrun restarted it takes precedence over any ``ckpt_path`` when
+    the run directory has an intact checkpoint, so that ``--max-restarts`` continues the run instead of starting it
+    over (or over from the file it started from). ``last``: ``<output_dir>/checkpoints/last.ckpt``
     when it exists (or, when it is damaged, the newest intact checkpoint beside it, with a warning), else a fresh
     start (so one command line, e.g. a requeued SLURM job with a fixed ``hydra.run.dir``, both starts and resumes a
     run). A directory: its ``checkpoints/last.ckpt``. Anything else must be a checkpoint file.
     """
-    if ckpt_path is None and restarted_by_launcher():
-        log.warning("torchrun restarted this worker group (restart %d): resuming with ckpt_path=auto",
-                    restarted_by_launcher())
-        ckpt_path = "auto"
+    if restarted_by_launcher():
+        # The run's own newest checkpoint, also when the first attempt started from a given file (a fine-tune):
+        # resuming that file again would throw away what the run has done since.
+        found = auto_checkpoint(output_dir)
+        log.warning("torchrun restarted this worker group (restart %d): resuming with ckpt_path=auto%s",
+                    restarted_by_launcher(), f" ({found})" if found is not None else
+                    (f", which found nothing: starting from ckpt_path={ckpt_path}" if ckpt_path is not None else ""))
+        if found is not None:
+            return str(found)
     if ckpt_path is None:
         return None
     if str(ckpt_path) == "auto":

@@ -53,6 +53,9 @@ class Verdict:
 
 OK = Verdict(True)
 UNSEALED = Verdict(False, unsealed=True)
+# Not a zip archive at all (a legacy torch.save file, or no checkpoint): nothing to check, its reader decides.
+NOT_AN_ARCHIVE = Verdict(False, unsealed=True, problem="not a zip archive")
+_LOCAL_HEADER = b"PK\x03\x04"
 
 
 def _digest_of(file, length: int) -> Any:
@@ -85,6 +88,8 @@ def seal(archive: bytes | memoryview) -> bytes:
 def check_sealed(path: str | Path) -> Verdict:
     """Whether a file written by ``seal`` still holds the bytes it was sealed with."""
     with open(path, "rb") as file:
+        if file.read(4) != _LOCAL_HEADER:
+            return NOT_AN_ARCHIVE
         size = os.fstat(file.fileno()).st_size
         file.seek(max(0, size - _SEAL_LENGTH - _EOCD_SIZE))
         tail = file.read()

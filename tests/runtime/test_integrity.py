@@ -86,6 +86,8 @@ def test_auto_without_any_intact_checkpoint_is_a_fresh_start(tmp_path):
     (last,) = write_run(tmp_path, [("last.ckpt", 1.0)])
     os.truncate(last, 10)
     assert resolve_ckpt_path("auto", tmp_path) is None
+    os.truncate(last, 0)  # not even an archive's first bytes
+    assert resolve_ckpt_path("auto", tmp_path) is None
 
 
 def test_a_restarted_torchrun_group_resumes_by_itself(tmp_path, monkeypatch):
@@ -93,6 +95,11 @@ def test_a_restarted_torchrun_group_resumes_by_itself(tmp_path, monkeypatch):
     assert resolve_ckpt_path(None, tmp_path) is None
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
     assert resolve_ckpt_path(None, tmp_path) == str(last)
+    # A run that started from another run's checkpoint continues from its own newest one
+    given = tmp_path / "pretrained.ckpt"
+    write_atomically(state(0.5), given)
+    assert resolve_ckpt_path(str(given), tmp_path) == str(last)
+    assert resolve_ckpt_path(str(given), tmp_path / "fresh") == str(given)
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
     assert resolve_ckpt_path(None, tmp_path) is None
 
