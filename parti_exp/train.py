@@ -77,7 +77,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
             except Preempted as preempted:
                 log.warning("%s", preempted)
             except RuntimeError as error:
-                lost = lost_worker_error(error, cfg.paths.output_dir)
+                lost = lost_worker_error(error, cfg.paths.output_dir, trainer.world_size)
                 if lost is None:
                     raise
                 raise lost from error

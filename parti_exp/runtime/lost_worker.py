@@ -22,10 +22,11 @@ class LostWorkerError(UserError, RuntimeError):
     """Another process of the training group died; this one stopped instead of waiting for it."""
 
 
-def lost_worker_error(error: BaseException, output_dir: str | Path) -> LostWorkerError | None:
-    """The message for ``error`` when it says that a peer process died, else None."""
+def lost_worker_error(error: BaseException, output_dir: str | Path, world_size: int) -> LostWorkerError | None:
+    """The message for ``error`` when it says that a peer process died (in a group of ``world_size`` > 1), else
+    None."""
     text = str(error)
-    if not isinstance(error, RuntimeError) or not any(marker in text for marker in PEER_GONE):
+    if world_size < 2 or not isinstance(error, RuntimeError) or not any(marker in text for marker in PEER_GONE):
         return None
     checkpoint = newest_intact(Path(output_dir) / "checkpoints")
     since = (f"the newest intact checkpoint is {checkpoint}" if checkpoint is not None

@@ -26,3 +26,13 @@ def test_a_dead_ddp_sim_worker_stops_the_run_with_a_message(tmp_path):
     assert f"the newest intact checkpoint is {last}" in result.stderr
     assert f"ckpt_path=auto hydra.run.dir={tmp_path / 'run'}" in result.stderr
     assert read_checkpoint(last)["gan_steps"]["g_step"] == 2  # what a resume continues from
+
+
+def test_only_a_lost_peer_of_a_group_is_reported_as_one(tmp_path):
+    from parti_exp.runtime.lost_worker import lost_worker_error
+
+    gone = RuntimeError("[pair.cc:545] Read error [127.0.0.1]:21424: Connection reset by peer. This is typically ...")
+    assert lost_worker_error(gone, tmp_path, world_size=2) is not None
+    assert lost_worker_error(gone, tmp_path, world_size=1) is None  # no group: some other connection
+    assert lost_worker_error(RuntimeError("CUDA out of memory"), tmp_path, world_size=2) is None
+    assert "no checkpoint was written yet" in str(lost_worker_error(gone, tmp_path, world_size=2))
