@@ -146,6 +146,8 @@ class ImageDataModule(LightningDataModule):
         if train and self._resume_position is not None:
             epoch, batches_done = self._resume_position
             sampler.resume_at(epoch, self._resume_items)
+            if self.trainer is not None and self._resume_world_size != self.trainer.world_size:
+                batches_done = self._count_batches_as_this_world_size(self._resume_items)
             self._resumed_in = (epoch, self._resume_items, batches_done)
             self._resume_position = None
         return DataLoader(
@@ -159,6 +161,19 @@ class ImageDataModule(LightningDataModule):
             # Worker seeds come from this generator, not from the global RNG that training draws from.
             generator=torch.Generator().manual_seed(sampler.seed),
         )
+
+    def _count_batches_as_this_world_size(self, items_done: int) -> int:
+        """Set Lightning's count of the epoch's batches done to what ``items_done`` items are in this run's steps:
+        it ends the epoch when that count reaches the epoch's length, which another number of processes changed
+        (2 -> 1: the checkpoint's count is too low and the data runs out first, harmless; 1 -> 2: too high, and the
+        epoch would end before its rest was served)."""
+        done = items_done // (self.batch_size * self.trainer.world_size)
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        # Shifted alike: a checkpoint saved at a batch's end counts that batch processed, not yet completed.
+        shift = done - progress.processed
+        progress.ready, progress.started = progress.ready + shift, progress.started + shift
+        progress.processed, progress.completed = progress.processed + shift, progress.completed + shift
+        return done
 
     def train_dataloader(self) -> DataLoader:
         self.setup()

@@ -59,3 +59,15 @@ def test_a_two_process_checkpoint_resumes_on_one_process(tmp_path):
     assert "the checkpoint was written by 2 processes, this run has 1" in resumed.stderr
     # The rest of the epoch on one process: (1617 - 1024) // 256 = 2 more steps, none of the consumed items again.
     assert read_checkpoint(last)["gan_steps"]["d_step"] == 4
+
+
+@pytest.mark.slow
+def test_a_one_process_checkpoint_resumes_on_two_processes(tmp_path):
+    job(tmp_path, 3, "trainer.devices=1")  # after 3 of the 6 steps of one process: 768 items consumed
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(last)["DigitsDataModule"]["items_done"] == 768
+    resumed = job(tmp_path, 0, "ckpt_path=last")
+    assert "the checkpoint was written by 1 processes, this run has 2" in resumed.stderr
+    # The rest, 849 items, over two ranks: one more step of 256 on each (Lightning's count of the epoch's steps done
+    # is that of two processes now, 3 batches of 512 items -> 1, so the epoch is not over before its rest is served).
+    assert read_checkpoint(last)["gan_steps"]["d_step"] == 4
