@@ -3,6 +3,7 @@ nothing else, so tests build exactly what the command line builds."""
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import torch
@@ -17,9 +18,13 @@ from parti_exp.callbacks.log_position import LogPositionInCheckpoint
 from parti_exp.callbacks.model_summary import SummaryWithoutUncountedFlops
 from parti_exp.errors import ConfigError, UnavailableError
 from parti_exp.protocols import CompilesNets
+from parti_exp.runtime.distributed import accelerator_is_gpu
+from parti_exp.runtime.failing_loggers import keep_running_without
 from parti_exp.runtime.instantiate import instantiate
 from parti_exp.runtime.loggers import LogPosition, ResumableCSVLogger, wandb_logger_kwargs
 from parti_exp.runtime.wandb_preflight import start_run, wandb_offline
+
+log = logging.getLogger(__name__)
 
 
 def build_datamodule(cfg: DictConfig) -> LightningDataModule:
@@ -102,7 +107,8 @@ def build_logger(logger_cfg: DictConfig, resumed: LogPosition | None = None) -> 
 
 def build_loggers(cfg: DictConfig, resumed: LogPosition | None = None) -> list[Logger]:
     """The config's loggers; ``resumed``: where the logs stood at the checkpoint a resumed run starts from."""
-    return [build_logger(c, resumed) for c in (cfg.get("logger") or {}).values() if c is not None]
+    # A logger failing mid-run does not end the run (parti_exp.runtime.failing_loggers).
+    return [keep_running_without(build_logger(c, resumed)) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
@@ -113,6 +119,10 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
             "trainer=ddp_sim to exercise the DDP code path on CPU processes."
         )
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if trainer_cfg.get("sync_batchnorm") and not accelerator_is_gpu(trainer_cfg.get("accelerator", "auto")):
+        log.info("trainer.sync_batchnorm=true is for GPUs (torch's SyncBatchNorm): on the CPU each process "
+                 "normalises its own batch")
+        trainer_cfg["sync_batchnorm"] = False
     # Ours, not a Trainer argument: the thread count of CPU runs (a GPU run is left as it is)
     ours = [CpuThreads(trainer_cfg.pop("cpu_threads", "auto"))]
     if trainer_cfg.get("enable_model_summary", True):

@@ -21,6 +21,7 @@ from parti_exp.runtime.hydra_ddp import hydra_job_for_ddp
 from parti_exp.runtime.job_log import job_log
 from parti_exp.runtime.key_suggestions import run_with_key_suggestions
 from parti_exp.runtime.loggers import close_loggers, log_config, resumed_log_position
+from parti_exp.runtime.lost_worker import lost_worker_error
 from parti_exp.runtime.missing_inputs import MissingInputs
 from parti_exp.runtime.trust import checkpoints_trusted, trusting_checkpoints
 from parti_exp.runtime.writable_dirs import check_writable_dirs
@@ -75,6 +76,11 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> TrainRes
                 trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=not checkpoints_trusted())
             except Preempted as preempted:
                 log.warning("%s", preempted)
+            except RuntimeError as error:
+                lost = lost_worker_error(error, cfg.paths.output_dir, trainer.world_size)
+                if lost is None:
+                    raise
+                raise lost from error
             finally:
                 close_loggers(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

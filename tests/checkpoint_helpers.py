@@ -3,8 +3,10 @@ the commit in its name (the tests that read checkpoints of earlier versions take
 a command when unpickled, and a comparison of two checkpoints' training state."""
 
 import os
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints"
@@ -48,3 +50,18 @@ def assert_same_training_state(a: dict, b: dict) -> None:
             for name, value in state.items():
                 torch.testing.assert_close(value, opt_b["state"][pid][name], rtol=0, atol=1e-6)
     assert [s["last_epoch"] for s in a["lr_schedulers"]] == [s["last_epoch"] for s in b["lr_schedulers"]]
+
+
+def flip_tensor_bytes(path, count: int = 3, member: str = "data/0") -> None:
+    """Flip ``count`` bytes in the middle of a ``torch.save`` archive's tensor ``member`` (the zip entry holding
+    its raw data): what a bad disk block does, invisible to torch.load."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(member))
+    with open(path, "r+b") as file:
+        file.seek(info.header_offset + 26)
+        name_length, extra_length = np.frombuffer(file.read(4), dtype="<u2")
+        start = info.header_offset + 30 + int(name_length) + int(extra_length) + info.file_size // 2
+        file.seek(start)
+        original = file.read(count)
+        file.seek(start)
+        file.write(bytes(b ^ 0xFF for b in original))

@@ -4,16 +4,24 @@ Latents, gradient-penalty interpolation weights, flips and DiffAugment all come 
 resumed run continues bit for bit only if those generators continue where they were when the checkpoint
 was written; Lightning does not save them. Each rank draws its own stream (the GANModule offsets the seed
 per rank), so the states of all ranks are gathered and each rank gets its own back.
+
+Resumed with another number of processes, rank ``r`` gets the states of the checkpoint's rank ``r`` where it had one;
+a rank the checkpoint had not (more processes now) keeps the stream it was seeded with at start (the run's seed
+plus its rank); the states of the checkpoint's ranks beyond this run's are dropped. That continues rank 0's stream
+(and every stream both runs share) exactly; what the new and dropped ranks draw is not what either run would have.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
+
+log = logging.getLogger(__name__)
 
 
 def collect_rng_states() -> dict:
@@ -67,11 +75,15 @@ class RandomStateCheckpoint(Callback):
         # DDP seed offset in on_fit_start, dataloader creation) has already happened.
         if self._loaded is None:
             return
-        if len(self._loaded) != trainer.world_size:
-            raise ValueError(
-                f"the checkpoint holds RNG states of {len(self._loaded)} processes, this run has "
-                f"{trainer.world_size}: resume with the same number of processes (trainer.devices, "
-                "trainer.num_nodes) to continue exactly"
-            )
-        restore_rng_states(self._loaded[trainer.global_rank])
+        saved = len(self._loaded)
+        if saved != trainer.world_size and trainer.global_rank == 0:
+            log.warning(
+                "the checkpoint was written by %d processes, this run has %d: each rank below %d continues its random "
+                "streams, %s; the data of the interrupted epoch is re-sharded over the %d processes. The run goes on "
+                "from the same weights and data position, but not bit for bit as either number of processes would "
+                "have (docs/reliability.md)", saved, trainer.world_size, min(saved, trainer.world_size),
+                f"ranks {saved}..{trainer.world_size - 1} start from their seeds" if trainer.world_size > saved
+                else f"the streams of ranks {trainer.world_size}..{saved - 1} are dropped", trainer.world_size)
+        if trainer.global_rank < saved:
+            restore_rng_states(self._loaded[trainer.global_rank])
         self._loaded = None

@@ -103,6 +103,12 @@ class ImageDataModule(LightningDataModule):
         self._code_sets: dict[str, CodeDataset] | None = None
         # (epoch, batches already consumed in it) from a checkpoint, applied to the next train loader.
         self._resume_position: tuple[int, int] | None = None
+        # The checkpoint's number of processes, and the items of its epoch all of them had consumed together.
+        self._resume_world_size: int | None = None
+        self._resume_items: int | None = None
+        # (epoch, items done by all ranks, this run's batch count then) of the epoch this run resumed in the middle
+        # of: a checkpoint written later in it counts the items from there.
+        self._resumed_in: tuple[int, int, int] | None = None
 
     def check_inputs(self) -> None:
         """Raise MissingInputError naming the files this data needs that are not there, and the fix. Data made in
@@ -158,7 +164,10 @@ class ImageDataModule(LightningDataModule):
         sampler = EpochShardSampler(len(dataset), shuffle=train)
         if train and self._resume_position is not None:
             epoch, batches_done = self._resume_position
-            sampler.resume_at(epoch, batches_done * self.batch_size)
+            sampler.resume_at(epoch, self._resume_items)
+            if self.trainer is not None and self._resume_world_size != self.trainer.world_size:
+                batches_done = self._count_batches_as_this_world_size(self._resume_items)
+            self._resumed_in = (epoch, self._resume_items, batches_done)
             self._resume_position = None
         return DataLoader(
             dataset,
@@ -171,6 +180,19 @@ class ImageDataModule(LightningDataModule):
             # Worker seeds come from this generator, not from the global RNG that training draws from.
             generator=torch.Generator().manual_seed(sampler.seed),
         )
+
+    def _count_batches_as_this_world_size(self, items_done: int) -> int:
+        """Set Lightning's count of the epoch's batches done to what ``items_done`` items are in this run's steps:
+        it ends the epoch when that count reaches the epoch's length, which another number of processes changed
+        (2 -> 1: the checkpoint's count is too low and the data runs out first, harmless; 1 -> 2: too high, and the
+        epoch would end before its rest was served)."""
+        done = items_done // (self.batch_size * self.trainer.world_size)
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        # Shifted alike: a checkpoint saved at a batch's end counts that batch processed, not yet completed.
+        shift = done - progress.processed
+        progress.ready, progress.started = progress.ready + shift, progress.started + shift
+        progress.processed, progress.completed = progress.processed + shift, progress.completed + shift
+        return done
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
@@ -193,12 +215,25 @@ class ImageDataModule(LightningDataModule):
         batches_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         in_epoch = epochs.started > epochs.processed
         if in_epoch and batches_done < trainer.num_training_batches:
-            return {"epoch": epochs.processed, "batches_done": batches_done}
-        return {"epoch": epochs.processed + int(in_epoch), "batches_done": 0}
+            state = {"epoch": epochs.processed, "batches_done": batches_done}
+        else:
+            state = {"epoch": epochs.processed + int(in_epoch), "batches_done": 0}
+        # The items all ranks consumed of that epoch: what a resume on another number of processes continues after.
+        items = state["batches_done"] * self.batch_size * trainer.world_size
+        if self._resumed_in is not None and self._resumed_in[0] == state["epoch"]:
+            _, items_then, batches_then = self._resumed_in
+            items = items_then + (state["batches_done"] - batches_then) * self.batch_size * trainer.world_size
+        return {**state, "items_done": items, "world_size": trainer.world_size}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        if state_dict:
-            self._resume_position = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
+        if not state_dict:
+            return
+        self._resume_position = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        # Checkpoints from before world sizes were recorded were resumed with as many processes as wrote them.
+        self._resume_world_size = int(state_dict.get("world_size", world_size))
+        self._resume_items = int(state_dict.get(
+            "items_done", self._resume_position[1] * self.batch_size * self._resume_world_size))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

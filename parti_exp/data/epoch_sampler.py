@@ -6,6 +6,13 @@ at a different moment in a resumed run than in an uninterrupted one; a Distribut
 cannot start in the middle of an epoch. This sampler is both: it shuffles with its own generator seeded by
 ``seed + epoch``, shards the permutation over the ranks of the process group, and can be told to start a
 given epoch after the batches a checkpoint had already consumed.
+
+The ranks' shards interleave (rank ``r`` takes positions ``r, r + W, r + 2W, ...`` of the permutation), so what all
+ranks have consumed after ``k`` items each is the permutation's first ``k * W`` items, whatever ``W`` was. A resume
+starts the epoch's rest after that prefix and shards it over the ranks of the resumed run: with the same number of
+processes each rank continues its own shard exactly; with another number, no item of the interrupted epoch is
+served twice, and none is left out but the last few that do not fill a step of every rank (fewer than
+``world size * batch size``, as at every epoch's end).
 """
 
 from __future__ import annotations
@@ -57,28 +64,29 @@ class EpochShardSampler(Sampler[int]):
         self.epoch = epoch
 
     def resume_at(self, epoch: int, items_done: int) -> None:
-        """The next iteration serves ``epoch`` without its first ``items_done`` indices (once)."""
+        """The next iteration serves the rest of ``epoch`` after the ``items_done`` items that all ranks together
+        had consumed (once)."""
         self._resume = (epoch, items_done)
 
     def _rank_and_size(self) -> tuple[int, int]:
         rank, size = process_group_rank_and_size()
         return (rank if self.rank is None else self.rank), (size if self.world_size is None else self.world_size)
 
-    def epoch_indices(self, epoch: int) -> torch.Tensor:
-        """This rank's indices for ``epoch``, in order."""
+    def epoch_indices(self, epoch: int, items_done: int = 0) -> torch.Tensor:
+        """This rank's indices for ``epoch``, in order, after the first ``items_done`` of all ranks together."""
         rank, size = self._rank_and_size()
         if self.shuffle:
             order = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed + epoch))
         else:
             order = torch.arange(self.num_items)
-        per_rank = self.num_items // size
-        return order[: per_rank * size][rank::size]
+        rest = order[items_done:]
+        return rest[: len(rest) // size * size][rank::size]
 
     def __iter__(self) -> Iterator[int]:
-        epoch, skip = self._resume if self._resume is not None else (self.epoch, 0)
+        epoch, items_done = self._resume if self._resume is not None else (self.epoch, 0)
         self._resume = None
         self.epoch = epoch
-        yield from self.epoch_indices(epoch)[skip:].tolist()
+        yield from self.epoch_indices(epoch, items_done).tolist()
 
     def __len__(self) -> int:
         return self.num_items // self._rank_and_size()[1]

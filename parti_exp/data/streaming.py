@@ -328,6 +328,15 @@ class WebDatasetDataModule(ImageDataModule):
 
     def _take_resume(self) -> tuple[int, int] | None:
         resume, self._resume_position = self._resume_position, None
+        ranks = self._ranks()[1]
+        if resume is not None and resume[1] and self._resume_world_size not in (None, ranks):
+            # Each rank's position is in its own sequence of shards (ranks x workers): not mappable to other ranks.
+            raise ConfigError(
+                f"data=webdataset: the checkpoint stopped in the middle of epoch {resume[0]} with "
+                f"{self._resume_world_size} processes, this run has {ranks}; a stream cannot be re-sharded mid-epoch. "
+                "Resume with the same trainer.devices x trainer.num_nodes, or from a checkpoint written at an epoch's "
+                "end (epoch_NNNN.ckpt)"
+            )
         return resume
 
     def train_dataloader(self) -> DataLoader:

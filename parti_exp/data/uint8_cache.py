@@ -12,6 +12,11 @@ Several processes may want the same missing entry at once (the jobs of a paralle
 several nodes on one shared file system). ``building`` holds an exclusive lock on a file beside the entry while one
 of them builds it; the others wait for the lock, then find the entry and read it. The operating system releases the
 lock when its holder exits, however it exits, so a killed builder never leaves the others waiting.
+
+Each entry's files have their SHA-256 in ``<name>.sha256`` (``parti_exp.runtime.integrity``), renamed into place
+before the images file: an entry damaged later on the disk (a flipped bit, a truncated copy) is rebuilt, with a
+warning, instead of read. Checking reads the entry once per opening (a few seconds per GB on one core,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from parti_exp.errors import UserError
+from parti_exp.runtime.integrity import check_manifest, write_manifest
 from parti_exp.runtime.progress import tracked
 
 log = logging.getLogger(__name__)
@@ -82,11 +88,20 @@ class UInt8Cache:
     def paths(self, name: str) -> tuple[Path, Path]:
         return self.directory / f"{name}.{self.items}.npy", self.directory / f"{name}.labels.npy"
 
+    def manifest(self, name: str) -> Path:
+        """The file holding the checksums of entry ``name``."""
+        return self.directory / f"{name}.sha256"
+
     def load(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """The entry's images (read-only memmap) and labels (in memory), or None if there is no such entry."""
+        """The entry's images (read-only memmap) and labels (in memory), or None if there is no such entry or it is
+        damaged (warned: the caller builds it again). Entries from before checksums are read unchecked."""
         images_path, labels_path = self.paths(name)
         # The images file is renamed into place last, so its presence means the entry is complete.
         if not images_path.exists():
+            return None
+        verdict = check_manifest(self.manifest(name), {"images": images_path, "labels": labels_path})
+        if verdict.damaged:
+            log.warning("decoded-image cache entry %s is damaged (%s): building it again", name, verdict.problem)
             return None
         return np.load(images_path, mmap_mode="r"), np.load(labels_path)
 
@@ -165,6 +180,8 @@ class UInt8Cache:
                             written, len(skipped))
             with open(tmp_labels, "wb") as f:
                 np.save(f, labels)
+            # Taken from the temporary files, whose bytes the renames below put in place unchanged.
+            write_manifest(self.manifest(name), {"images": tmp_images, "labels": tmp_labels})
             os.replace(tmp_labels, labels_path)
             os.replace(tmp_images, images_path)
         finally:

@@ -2,12 +2,15 @@
 
 A cache file is named by a hash of everything its content depends on, so a changed dataset, split or network
 simply misses; files are written to a temporary name and renamed, so a crash or a concurrent run never leaves a
-half-written file under the final name.
+half-written file under the final name. Each file is sealed with the SHA-256 of its bytes
+(``parti_exp.runtime.integrity``): one damaged later on the disk is rebuilt, with a warning, instead of read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from parti_exp.runtime.integrity import check_sealed, seal
+
+log = logging.getLogger(__name__)
 
 # Above this many bytes of images, hash an evenly spaced sample of them: reading a multi-GB memory-mapped split
 # (CelebA) at every start would cost seconds, while any real change of a dataset moves the sample too.
@@ -57,12 +64,14 @@ def text_fingerprint(*parts: Any) -> str:
 
 
 def atomic_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    """``torch.save`` to a temporary file next to ``path``, sealed with its checksum, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
+            file.write(seal(buffer.getbuffer()))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -71,7 +80,12 @@ def atomic_save(obj: Any, path: Path) -> Path:
 
 
 def load_if_present(path: Path) -> Any | None:
-    """The object saved at ``path`` (on the CPU), or None if there is no such file."""
+    """The object saved at ``path`` (on the CPU), or None if there is no such file or it is damaged (warned: the
+    caller rebuilds it). Files from before checksums load unchecked."""
     if not path.is_file():
+        return None
+    verdict = check_sealed(path)
+    if verdict.damaged:
+        log.warning("cache file %s is damaged (%s): rebuilding it", path, verdict.problem)
         return None
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -17,6 +17,10 @@ Resuming: ``ckpt_path`` as users give it (a file, a run directory, or ``last``) 
 first. Lightning would resume from any checkpoint whose tensors happen to fit and fail late and cryptically on
 one that does not; the stored config names a mismatch before anything is built.
 
+Integrity: every checkpoint written here is sealed with the SHA-256 of its bytes, inside the file (its zip comment,
+``parti_exp.runtime.integrity``), and every checkpoint read by path is checked first
+(``parti_exp.runtime.checkpoint_integrity``): a damaged one is named, with the newest intact one beside it.
+
 Trust: every checkpoint read (sample, evaluate, resume checks, Lightning's own resume load, ``model.tokenizer_ckpt``)
 goes through ``load_checkpoint_file``, which unpickles with ``weights_only=True``: tensors, numbers, strings and
 plain containers, nothing that could run code. Our checkpoints need nothing else, and ``write_atomically`` refuses to
@@ -30,6 +34,7 @@ import io
 import logging
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,7 +46,15 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from parti_exp.errors import BadCheckpointError, MissingInputError, UntrustedCheckpointError, UserError
+from parti_exp.runtime.checkpoint_integrity import (
+    auto_checkpoint,
+    checkpoint_verdict,
+    newest_intact,
+    restarted_by_launcher,
+    verify_checkpoint,
+)
 from parti_exp.runtime.instantiate import instantiate
+from parti_exp.runtime.integrity import seal
 from parti_exp.runtime.model_folder import FOLDER_KEY, is_model_folder, load_sampling_weights, read_model_folder
 from parti_exp.runtime.moved_targets import with_moved_targets
 from parti_exp.runtime.trust import TRUST_REMEDY, check_stored_targets, checkpoints_trusted
@@ -66,6 +79,8 @@ def load_checkpoint_file(source: str | Path | IO[bytes], key: str = "ckpt_path",
     checkpoints. ``key`` names the setting the file came from in error messages; ``mmap`` (paths only) maps tensors
     instead of reading them."""
     name = source if isinstance(source, (str, Path)) else getattr(source, "name", "the file")
+    if isinstance(source, (str, Path)):
+        verify_checkpoint(source, key)  # a damaged file is named, with an intact one beside it, before unpickling
     trusted = checkpoints_trusted()
     try:
         return torch.load(source, map_location="cpu", weights_only=not trusted, mmap=mmap)
@@ -171,16 +186,34 @@ def load_net(path: str | Path, prefix: str, key: str = "ckpt_path") -> tuple[nn.
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
     """The checkpoint file to resume from, or None for a fresh start.
 
-    ``last``: ``<output_dir>/checkpoints/last.ckpt`` when it exists, else a fresh start (so one command line,
-    e.g. a requeued SLURM job with a fixed ``hydra.run.dir``, both starts and resumes a run). A directory: its
-    ``checkpoints/last.ckpt``. Anything else must be a checkpoint file.
+    ``auto``: the newest intact checkpoint of ``<output_dir>/checkpoints`` (damaged ones skipped with a warning),
+    else a fresh start. In a worker group that torchrun restarted it takes precedence over any ``ckpt_path`` when
+    the run directory has an intact checkpoint, so that ``--max-restarts`` continues the run instead of starting it
+    over (or over from the file it started from). ``last``: ``<output_dir>/checkpoints/last.ckpt``
+    when it exists (or, when it is damaged, the newest intact checkpoint beside it, with a warning), else a fresh
+    start (so one command line, e.g. a requeued SLURM job with a fixed ``hydra.run.dir``, both starts and resumes a
+    run). A directory: its ``checkpoints/last.ckpt``. Anything else must be a checkpoint file.
     """
+    if restarted_by_launcher():
+        # The run's own newest checkpoint, also when the first attempt started from a given file (a fine-tune):
+        # resuming that file again would throw away what the run has done since.
+        found = auto_checkpoint(output_dir)
+        log.warning("torchrun restarted this worker group (restart %d): resuming with ckpt_path=auto%s",
+                    restarted_by_launcher(), f" ({found})" if found is not None else
+                    (f", which found nothing: starting from ckpt_path={ckpt_path}" if ckpt_path is not None else ""))
+        if found is not None:
+            return str(found)
     if ckpt_path is None:
         return None
+    if str(ckpt_path) == "auto":
+        found = auto_checkpoint(output_dir)
+        if found is not None:
+            log.info("ckpt_path=auto: resuming from %s", found)
+        return None if found is None else str(found)
     if str(ckpt_path) == "last":
         last = Path(output_dir) / "checkpoints" / "last.ckpt"
         if last.is_file():
-            return str(last)
+            return str(last if not checkpoint_verdict(last).damaged else newest_intact(last.parent) or last)
         log.info("ckpt_path=last: no %s yet, starting a new run", last)
         return None
     if is_model_folder(Path(ckpt_path).expanduser()):
@@ -253,7 +286,7 @@ def write_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
         for stale in path.parent.glob(f"{path.name}{TEMP_MARKER}*"):
             stale.unlink(missing_ok=True)
         with open(temp, "wb") as file:
-            file.write(buffer.getbuffer())
+            file.write(seal(buffer.getbuffer()))  # the SHA-256 of the content travels inside the file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
@@ -265,10 +298,24 @@ def write_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
         previous = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} exists"
         raise CheckpointWriteError(
             error.errno,
-            f"could not write the checkpoint {path} ({error.strerror or error}); {previous}. Free disk space or "
+            f"could not write the checkpoint {path} ({error.strerror or error}); {previous}. "
+            f"{_space_report(path.parent, buffer.getbuffer().nbytes)}Free disk space or "
             "make the directory writable (or set hydra.run.dir to a writable place), then resume from the "
             "last checkpoint with ckpt_path=...",
         ) from error
+
+
+def _space_report(directory: Path, needed: int) -> str:
+    """Which file system ``directory`` is on and its free space against ``needed`` bytes (empty if unknown)."""
+    mount = directory.resolve()
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return ""
+    return (f"The file system mounted at {mount} has {free / 2**20:.1f} MiB free; this checkpoint needs "
+            f"{needed / 2**20:.1f} MiB. ")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -22,6 +22,8 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
+from parti_exp.runtime.failing_loggers import guarded
+
 # Where the logs stood when a checkpoint was written (``log_position``), a key of every checkpoint.
 LOG_POSITION_KEY = "parti_exp_log_position"
 
@@ -137,6 +139,7 @@ def log_image(loggers: list[Logger], key: str, image: torch.Tensor, step: int) -
     """A uint8 ``C x H x W`` image to the loggers that show images (W&B, TensorBoard); the others skip it."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[image.permute(1, 2, 0).numpy()], step=step)
+            guarded(logger, "log_image", lambda wandb=logger: wandb.log_image(
+                key=key, images=[image.permute(1, 2, 0).numpy()], step=step))
         elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(key, image, global_step=step)
+            guarded(logger, "log_image", lambda board=logger: board.experiment.add_image(key, image, global_step=step))

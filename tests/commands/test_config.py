@@ -1,6 +1,7 @@
 """The config tree: every model x loss composes and builds, overrides users type work, and the CLI
 shows the composed config."""
 
+import re
 import subprocess
 import sys
 
@@ -146,7 +147,8 @@ def test_unknown_model_name_lists_the_choices():
 
 @pytest.mark.parametrize(
     "trainer,backend,devices,nodes,sync_bn",
-    [("ddp", "nccl", -1, 1, True), ("multinode", "nccl", -1, 2, True), ("ddp_sim", "gloo", 2, 1, False)],
+    # None: the accelerator's backend (test below)
+    [("ddp", None, -1, 1, True), ("multinode", None, -1, 2, True), ("ddp_sim", "gloo", 2, 1, False)],
 )
 def test_distributed_trainer_configs_use_the_per_net_strategy(cfg_factory, trainer, backend, devices, nodes, sync_bn):
     from parti_exp.runtime.distributed import PerNetDDPStrategy
@@ -157,6 +159,19 @@ def test_distributed_trainer_configs_use_the_per_net_strategy(cfg_factory, train
     assert strategy.process_group_backend == backend
     assert strategy._ddp_kwargs.get("find_unused_parameters") is False
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.sync_batchnorm) == (devices, nodes, sync_bn)
+
+
+@pytest.mark.parametrize("trainer", ["ddp", "multinode"])
+def test_distributed_trainers_on_the_cpu_use_gloo_and_per_process_batch_norm(cfg_factory, trainer, caplog):
+    from parti_exp.builders import build_trainer
+
+    cfg = cfg_factory(f"trainer={trainer}", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.num_nodes=1",
+                      fast=False)
+    with caplog.at_level("INFO"):
+        built = build_trainer(cfg, [], [])
+    assert built.strategy._get_process_group_backend() == "gloo"
+    assert built.strategy._layer_sync is None  # no SyncBatchNorm conversion
+    assert "trainer.sync_batchnorm=true is for GPUs" in caplog.text
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
@@ -187,3 +202,20 @@ def test_a_text_to_image_run_reads_its_samples_back_where_its_data_allows(tmp_pa
     assert readers == ({reader} if reader else set())
     assert {"model_checkpoint", "prompt_grid", "text_image_metrics"} <= set(cfg.callbacks)
     assert cfg.callbacks.sample_grid is None
+
+
+def test_a_torchrun_job_s_workers_and_restarts_share_one_run_directory(monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from parti_exp import CONF_DIR
+
+    def run_dir() -> str:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            cfg = compose(config_name="train", overrides=["paths.root_dir=/x"], return_hydra_config=True)
+        return OmegaConf.select(cfg, "hydra.run.dir")
+
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert re.search(r"/train/runs/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d$", run_dir())  # a time stamp per run
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "5f1c2d")  # torchrun's rendezvous id: the same for all workers
+    assert run_dir().endswith("/train/runs/5f1c2d")

@@ -170,8 +170,8 @@ def test_epoch_shard_sampler_resumes_mid_epoch_and_shards_disjointly(world):
     assert list(again) == epoch[0]
     again.set_epoch(4)
     assert list(again) != epoch[0]
-    # Resumed after 5 items of epoch 3: exactly the rest, once; then back to normal epochs.
-    again.resume_at(3, 5)
+    # Resumed after 5 items of epoch 3 on each rank: exactly the rest, once; then back to normal epochs.
+    again.resume_at(3, 5 * world)
     assert list(again) == epoch[0][5:]
     assert list(again) == epoch[0]
 

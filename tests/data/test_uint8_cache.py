@@ -33,7 +33,8 @@ def test_build_then_load_returns_the_written_arrays_as_a_memmap(tmp_path):
     np.testing.assert_array_equal(built_labels, labels)
     np.testing.assert_array_equal(loaded_labels, labels)
     assert loaded_labels.dtype == np.int64
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["entry.images.npy", "entry.labels.npy"]
+    entry_files = ["entry.images.npy", "entry.labels.npy", "entry.sha256"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entry_files
 
 
 def test_interrupted_build_leaves_no_entry_and_no_temp_files(tmp_path):
@@ -124,7 +125,7 @@ def test_skipped_images_drop_their_labels_and_the_header_counts_what_was_written
     np.testing.assert_array_equal(loaded_images, images[kept])
     np.testing.assert_array_equal(loaded_labels, kept)
     np.testing.assert_array_equal(built_labels, kept)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.images.npy", "entry.labels.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.images.npy", "entry.labels.npy", "entry.sha256"]
 
 
 def test_the_build_lock_is_released_when_its_holder_fails(tmp_path):

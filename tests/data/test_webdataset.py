@@ -254,3 +254,14 @@ def test_the_training_image_count_is_of_every_training_sample_not_the_reference_
     data = module(tmp_path / "cc", val_samples=2, reference_samples=3)
     assert data.training_images() == 9  # 11 samples, 2 held out; train_set holds the 3 reference samples
     assert len(data.train_set) == 3
+
+
+def test_a_mid_epoch_checkpoint_of_another_world_size_is_refused(tmp_path):
+    write_img2dataset(tmp_path / "cc", [9, 14, 11])
+    data = module(tmp_path / "cc", val_samples=2)
+    data.load_state_dict({"epoch": 0, "batches_done": 2, "items_done": 16, "world_size": 2})
+    with pytest.raises(ConfigError, match=r"stopped in the middle of epoch 0 with 2 processes, this run has 1; a "
+                                          r"stream cannot be re-sharded mid-epoch"):
+        iter(data.train_dataloader())
+    data.load_state_dict({"epoch": 1, "batches_done": 0, "items_done": 0, "world_size": 2})  # an epoch's end
+    assert len(next(iter(data.train_dataloader()))[1]) == 4

@@ -2,6 +2,7 @@
 stays loadable. Both are real file systems: a tiny tmpfs, and a read-only bind mount (mounting needs root, as
 on this project's CI; where it is refused the tests skip and say so)."""
 
+import re
 import subprocess
 
 import pytest
@@ -44,8 +45,11 @@ def test_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(cfg_factory, 
     # Room for one checkpoint, not for the temporary copy of the next one beside it.
     disk = mounted("-t", "tmpfs", "-o", f"size={int(size * 1.5)}", "tmpfs", at=tmp_path / "small_disk")
     with pytest.raises(CheckpointWriteError, match=r"could not write the checkpoint .*last.ckpt \(No space left on "
-                                                   r"device\); the previous last.ckpt is intact"):
+                                                   r"device\); the previous last.ckpt is intact") as raised:
         train(cfg_factory(*RUN, f"callbacks.model_checkpoint.dirpath={disk}"))
+    # Which file system, and its free space against what the checkpoint needed.
+    assert re.search(rf"The file system mounted at {re.escape(str(disk))} has [0-9.]+ MiB free; this checkpoint "
+                     r"needs [0-9.]+ MiB", str(raised.value))
     assert sorted(p.name for p in disk.iterdir()) == ["last.ckpt"], "no partial file left behind"
     assert read_checkpoint(disk / "last.ckpt")["gan_steps"]["g_step"] == 2
 
