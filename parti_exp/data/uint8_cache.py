@@ -101,7 +101,7 @@ class UInt8Cache:
             return None
         verdict = check_manifest(self.manifest(name), {"images": images_path, "labels": labels_path})
         if verdict.damaged:
-            log.warning("decoded-image cache entry %s is damaged (%s): building it again", name, verdict.problem)
+            log.warning("%s cache entry %s is damaged (%s): building it again", self.items, name, verdict.problem)
             return None
         return np.load(images_path, mmap_mode="r"), np.load(labels_path)
 

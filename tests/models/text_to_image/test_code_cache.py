@@ -148,3 +148,17 @@ def test_a_run_on_cached_codes_equals_one_on_pixels_and_resumes_mid_epoch_exactl
     assert final_state(tmp_path / "cut")["global_step"] == 3
     run("cut", "model.code_cache=true", "ckpt_path=last")
     assert_same_training_state(final_state(tmp_path / "codes"), final_state(tmp_path / "cut"))
+
+
+def test_a_damaged_entry_is_rebuilt_not_read(tokenizer_ckpt, tmp_path, caplog):
+    tokenizer, _ = load_image_tokenizer(str(tokenizer_ckpt))
+    tokenizer.eval()
+    images = np.random.default_rng(1).integers(0, 256, (6, 1, 16, 16), dtype=np.uint8)
+    first = np.array(cached_codes("d", "train", images, np.arange(6), request(tokenizer, tmp_path), mirrored=False))
+    [entry] = tmp_path.glob("*.codes.npy")
+    damaged = bytearray(entry.read_bytes())
+    damaged[-1] ^= 0xFF  # the last code of the last image
+    entry.write_bytes(bytes(damaged))
+    again = cached_codes("d", "train", images, np.arange(6), request(tokenizer, tmp_path), mirrored=False)
+    assert "codes cache entry" in caplog.text and "is damaged" in caplog.text
+    assert np.array_equal(again, first)
