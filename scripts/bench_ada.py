@@ -45,6 +45,9 @@ def one_run(workdir: Path, size: int | None, ada: bool, args: argparse.Namespace
         "trainer.max_epochs=-1", f"trainer.max_steps={2 * args.d_steps}", "trainer.limit_val_batches=0",
         "trainer.cpu_threads=1", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=25",
         "metrics=none", "~callbacks.sample_grid",  # measured once at the end, below
+        # A 200-digit run has 333 epochs: no per-epoch checkpoint or loss plot; last.ckpt once, at the last G step
+        "callbacks.model_checkpoint.every_n_epochs=1000000",
+        f"callbacks.model_checkpoint.every_n_g_steps={args.d_steps}", "~callbacks.loss_curves",
         *(["augment=ada", f"augment.pipeline.speed_images={args.speed_images}"] if ada else []),
         *args.overrides,
     ]
