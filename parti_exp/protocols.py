@@ -381,6 +381,14 @@ class GeneratorRegularizer(Protocol):
     ) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class AdaptsToDiscriminator(Protocol):
+    """An augmentation of D's inputs whose strength follows D (ADA, ``parti_exp.models.gan.ada``): the adversarial
+    loop shows it D's logits on the real batch after each D update, and logs what it returns."""
+
+    def observe(self, real_logits: torch.Tensor, d_step: int) -> dict[str, torch.Tensor]: ...
+
+
 class TextTokenizer(Protocol):
     """Captions -> ``(ids, mask)`` (``parti_exp.models.text_to_image.text_tokenizer``)."""
 

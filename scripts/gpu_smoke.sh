@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA paths a CPU machine cannot run, end to end on one GPU: a GAN at 32-true, the gradient penalty under
 # 16-mixed loss scaling, bf16-mixed with compile=true, both text-to-image stages of the digits presets, and
-# sampling free-text prompts from the result. Prints each run's wall time and final metrics.
+# sampling free-text prompts from the result, and the CIFAR-10 reproduction presets (with ADA) for a few hundred steps.
+# Prints each run's wall time and final metrics.
 #   bash scripts/gpu_smoke.sh [OUT_DIR]        (PYTHON=... picks the interpreter; default python3)
 # TRAINER=cpu DEVICE=cpu EXTRA="trainer.max_epochs=1 trainer.limit_train_batches=2" checks the script itself on a CPU.
 set -euo pipefail
@@ -45,3 +46,21 @@ start=$SECONDS
   'prompts=["a handwritten seven","the digit 2","a red bus parked on a street"]' >"$out/sample.log" 2>&1 ||
   { echo "sample FAILED"; tail -30 "$out/sample.log"; exit 1; }
 echo "sample: $((SECONDS - start)) s, $(find "$out/prompts" -name '*.png' | wc -l) PNGs"
+
+# The CIFAR-10 reproduction presets at their published widths, a few hundred optimizer steps each (no FID: the
+# metrics would need the Inception weights, and a few hundred steps say nothing about it). CIFAR_DIR= a directory
+# holding cifar-10-batches-py/; without it, random pixels in the official pickle format are written there.
+cifar=${CIFAR_DIR:-$out/cifar10}
+if [ ! -d "$cifar/cifar-10-batches-py" ]; then
+  PYTHONPATH="tests${PYTHONPATH:+:$PYTHONPATH}" "$py" -c \
+    "import sys; from dataset_files import write_cifar10; write_cifar10(__import__('pathlib').Path(sys.argv[1]), per_batch=200, n_test=200)" \
+    "$cifar"
+fi
+steps=${PRESET_STEPS:-300}
+for preset in dcgan wgan_gp sngan cgan_pd stylegan2; do
+  train "cifar10_$preset" "g_loss|d_loss|ada_p" "experiment=cifar10_$preset" "paths.data_dir=$cifar" data.verify=false \
+    metrics=none trainer.max_epochs=-1 "trainer.max_steps=$steps"
+done
+train cifar10_stylegan2_ada "g_loss|ada_p|ada_rt" experiment=cifar10_stylegan2 augment=ada \
+  augment.pipeline.speed_images=20000 "paths.data_dir=$cifar" data.verify=false metrics=none trainer.max_epochs=-1 \
+  "trainer.max_steps=$steps"

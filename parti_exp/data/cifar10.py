@@ -81,6 +81,7 @@ class CIFAR10DataModule(CachedImageDataModule):
     """
 
     name = "cifar10"
+    val_is_official_test = True  # val = test_batch
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset
-from parti_exp.runtime.validation import require
+from parti_exp.runtime.validation import is_int_at_least, require
 
 
 class DigitsDataModule(ImageDataModule):
@@ -29,6 +29,7 @@ class DigitsDataModule(ImageDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         num_workers: int = 0,
+        num_train: int | None = None,
     ) -> None:
         require(channels == 1 and num_classes == 10, "the digits",
                 f"are grayscale with 10 classes; got data.channels={channels}, data.num_classes={num_classes} (these "
@@ -37,7 +38,10 @@ class DigitsDataModule(ImageDataModule):
             img_size=img_size, channels=1, num_classes=10, batch_size=batch_size, num_workers=num_workers
         )
         require(0.0 < val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {val_fraction}")
+        require(num_train is None or is_int_at_least(num_train, 1), "data.num_train",
+                f"must be null (all training digits) or an integer >= 1, got {num_train!r}")
         self.val_fraction = val_fraction
+        self.num_train = num_train
         self.split_seed = split_seed
         self._splits: dict[str, UInt8ImageDataset] | None = None
 
@@ -56,7 +60,8 @@ class DigitsDataModule(ImageDataModule):
 
         order = np.random.default_rng(self.split_seed).permutation(len(images))
         n_val = max(1, round(self.val_fraction * len(images)))
-        val, train = order[:n_val], order[n_val:]
+        # A smaller training set is a prefix of the same shuffled order: the val split does not change with it.
+        val, train = order[:n_val], order[n_val:][: self.num_train]
         return {
             "train": UInt8ImageDataset(images[train], labels[train]),
             "val": UInt8ImageDataset(images[val], labels[val]),

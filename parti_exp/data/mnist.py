@@ -55,6 +55,7 @@ class MNISTDataModule(CachedImageDataModule):
     """
 
     name = "mnist"
+    val_is_official_test = True  # val = the t10k files
 
     def __init__(
         self,

@@ -29,10 +29,10 @@ from parti_exp.data.base import ImageDataModule
 from parti_exp.errors import ConfigError
 from parti_exp.metrics.class_share import bar_chart
 from parti_exp.metrics.digit_classifier import classifier_file_channels, load_classifier_file, load_or_train_classifier
-from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint
+from parti_exp.metrics.disk_cache import array_fingerprint, module_fingerprint, text_fingerprint
 from parti_exp.metrics.feature_metrics import FeatureMetrics
 from parti_exp.metrics.generated_images import generated_batches
-from parti_exp.metrics.inception import InceptionFeatures, resolve_weights
+from parti_exp.metrics.inception import RESIZE_RULES, InceptionFeatures, resolve_weights
 from parti_exp.metrics.prdc import DC_K, PR_K
 from parti_exp.metrics.prdc import NAMES as PRDC_NAMES
 from parti_exp.metrics.real_stats_cache import RealStatsCache
@@ -43,7 +43,9 @@ from parti_exp.runtime.schedule import check_every_n_epochs, due_this_epoch
 from parti_exp.runtime.torch_utils import tensor_of
 from parti_exp.runtime.validation import is_int_at_least, require
 
-SPLITS = ("train", "val")
+# "test": the dataset's official test split, for data whose val split is that split (CIFAR-10's test_batch, MNIST's
+# t10k files): the name published protocols use (StudioGAN's "10k test images").
+SPLITS = ("train", "val", "test")
 
 
 def rank_and_world(strategy: Strategy) -> tuple[int, int]:
@@ -130,6 +132,11 @@ class ImageQualityMetrics(Callback):
         console say it beside every number, which compares only with numbers of the same space."""
         raise NotImplementedError(f"{type(self).__name__} must implement feature_space")
 
+    def extractor_fingerprint(self, extractor: nn.Module) -> str:
+        """What the real statistics' cache key says of the extractor: its weights, and whatever else changes its
+        features (InceptionMetrics' resize rule)."""
+        return module_fingerprint(extractor)
+
     def folder_channels(self, datamodule: ImageDataModule | None) -> int:
         """The channels folder images are read with (``evaluate real_dir= fake_dir=``)."""
         return datamodule.channels if datamodule is not None else 3
@@ -165,7 +172,7 @@ class ImageQualityMetrics(Callback):
         name = f"{datamodule.name}-{self.real_split}"
         cache = RealStatsCache(self.cache_dir)
         path = cache.path(
-            datamodule.name, self.real_split, array_fingerprint(images, labels), module_fingerprint(extractor)
+            datamodule.name, self.real_split, array_fingerprint(images, labels), self.extractor_fingerprint(extractor)
         )
         # Rank 0 decides for all: the ranks may not share a file system.
         hit = strategy.broadcast(path.is_file() if strategy.is_global_zero else None)
@@ -242,6 +249,10 @@ class ImageQualityMetrics(Callback):
     def real_images(self, datamodule: ImageDataModule) -> tuple[np.ndarray, np.ndarray]:
         """The real images (uint8 ``N x C x H x W``) and labels the generated images are compared with."""
         datamodule.setup("fit")
+        if self.real_split == "test":
+            require(datamodule.val_is_official_test, "metrics.real_split=test",
+                    f"needs data whose val split is its official test split (cifar10, mnist); {datamodule.name}'s val "
+                    "split is not: use metrics.real_split=val (held-out images) or train")
         split = datamodule.train_set if self.real_split == "train" else datamodule.val_set
         # len(split.images), not len(split): an unpaired dataset serves more items than it has target images.
         if self.num_real is None or self.num_real >= len(split.images):
@@ -294,16 +305,24 @@ class ImageQualityMetrics(Callback):
 class InceptionMetrics(ImageQualityMetrics):
     """FID / IS / KID in torch-fidelity's InceptionV3 space: the numbers papers report (``metrics=inception``)."""
 
-    def __init__(self, weights_path: str | None = None, **kwargs) -> None:
+    def __init__(self, weights_path: str | None = None, resize: str = "legacy", **kwargs) -> None:
         super().__init__(**kwargs)
+        require(resize in RESIZE_RULES, "metrics.resize", f"must be one of {RESIZE_RULES}, got {resize!r}")
+        self.resize = resize
         # Resolved when the config is instantiated: without weights the run stops before it trains.
         self.weights_path = resolve_weights(weights_path)
 
     def load_extractor(self, datamodule: ImageDataModule | None, device: torch.device) -> nn.Module:
-        return InceptionFeatures(self.weights_path).to(device)
+        return InceptionFeatures(self.weights_path, self.resize).to(device)
+
+    def extractor_fingerprint(self, extractor: nn.Module) -> str:
+        weights = super().extractor_fingerprint(extractor)
+        # legacy keeps the key it always had, so statistics cached before the switch existed still hit
+        return weights if self.resize == "legacy" else text_fingerprint(weights, f"resize={self.resize}")
 
     def feature_space(self) -> str:
-        return f"InceptionV3 of torch-fidelity, the TF-ported weights of published FID/IS/KID ({self.weights_path})"
+        return (f"InceptionV3 of torch-fidelity, the TF-ported weights of published FID/IS/KID ({self.weights_path}), "
+                f"images resized to 299 px by the {self.resize} rule")
 
 
 class ClassifierMetrics(ImageQualityMetrics):

@@ -2,6 +2,18 @@
 
 One forward pass gives both feature sets the metrics need: the 2048-d pool features (FID, KID) and the
 1008 logits without the fc bias (IS; what torch-fidelity and torchmetrics use for IS by default).
+
+Images smaller or larger than Inception's 299 px are resized first, by one of two rules (``metrics.resize``), which
+give different FIDs for the same images (Parmar et al. 2022, "On Aliased Resizing and Surprising Subtleties in GAN
+Evaluation", the clean-fid paper):
+
+- ``legacy``: torch-fidelity's own bilinear resize of the float image, written to match TensorFlow 1.x's (no
+  antialiasing), as the original TF FID code and the numbers of StudioGAN's legacy mode and torch-mimicry do.
+- ``clean``: clean-fid's rule, PIL's bicubic resize of each channel as a float image, clipped to [0, 255]. The
+  result is rounded to uint8 because torch-fidelity's network only takes uint8 images: within 0.5/255 of the float
+  image clean-fid feeds its network.
+
+At 299 px neither rule changes the image, so the two give the same features.
 """
 
 from __future__ import annotations
@@ -9,14 +21,33 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from parti_exp.errors import BadDataError, MissingInputError
 from parti_exp.runtime.checkpoints import load_checkpoint_file
+from parti_exp.runtime.validation import require
 
 FEATURE_NAME = "inception-v3-compat"  # torch-fidelity's registry name for this network
+INPUT_SIZE = 299
+RESIZE_RULES = ("legacy", "clean")
+
+
+def clean_resize(images: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
+    """uint8 ``N x C x H x W`` -> uint8 ``N x C x size x size`` by clean-fid's rule: each channel as a float32 PIL
+    image, bicubic, clipped to [0, 255] (then rounded: see the module's docstring). On the CPU, as PIL runs there."""
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    planes = images.cpu().numpy().astype(np.float32)
+    out = np.empty((*planes.shape[:2], size, size), dtype=np.float32)
+    for i, image in enumerate(planes):
+        for c, plane in enumerate(image):
+            # A 2-d float32 array is a PIL "F" image: the resize is computed in float, not on 8-bit values.
+            out[i, c] = np.asarray(Image.fromarray(plane).resize((size, size), Image.Resampling.BICUBIC))
+    return torch.from_numpy(np.rint(out.clip(0, 255)).astype(np.uint8)).to(images.device)
 
 
 def default_weights_path() -> Path:
@@ -72,14 +103,17 @@ def resolve_weights(weights_path: str | Path | None) -> Path:
 class InceptionFeatures(nn.Module):
     """uint8 images (1 or 3 channels, any size) -> (2048-d pool features, 1008 unbiased logits), one pass.
 
-    torch-fidelity resizes to 299 px with TensorFlow 1.x's bilinear rule internally, as the reference code did.
+    ``resize="legacy"``: torch-fidelity resizes to 299 px with TensorFlow 1.x's bilinear rule internally, as the
+    reference code did; ``"clean"``: clean-fid's PIL bicubic first (``clean_resize``).
     """
 
     feature_dim = 2048
     num_logits = 1008
 
-    def __init__(self, weights_path: str | Path) -> None:
+    def __init__(self, weights_path: str | Path, resize: str = "legacy") -> None:
         super().__init__()
+        require(resize in RESIZE_RULES, "metrics.resize", f"must be one of {RESIZE_RULES}, got {resize!r}")
+        self.resize = resize
         # torch-fidelity unpickles the file with full pickle (its torch.load is not weights-only): it is first read
         # here as data (memory-mapped, so cheap), which refuses a file holding pickled code unless the user trusts it.
         load_checkpoint_file(weights_path, key="metrics.weights_path", mmap=True)
@@ -96,6 +130,8 @@ class InceptionFeatures(nn.Module):
         self.net.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.resize == "clean":
+            images = clean_resize(images)  # before the grey->RGB expansion: a third of the work
         if images.shape[1] == 1:
             # Grayscale as RGB, exactly as torch-fidelity reads a grayscale PNG (PIL convert("RGB")).
             images = images.expand(-1, 3, -1, -1)

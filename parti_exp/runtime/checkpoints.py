@@ -235,6 +235,7 @@ MUST_MATCH = (
     "model.generator._target_",
     "model.discriminator._target_",
     "model.net._target_",
+    "model.augment._target_",  # ADA's p and its running statistics are module state; other pipelines hold none
     "model.task._target_",  # an image-to-image model's task sets its nets' input shapes ...
     "model.task.scale",  # ... and a super-resolution model's upsampling
     "data.img_size",

@@ -51,6 +51,11 @@ VQGAN = ("data.img_size=16", "model.generator.codebook_size=16", "model.adversar
 # swapping, by the time of the cut.
 PIX2PIX = ("task=denoise",)
 CYCLEGAN = ("data=digit_styles", "model.pool_size=20")
+# ADA adjusting p every 2 D steps by 32/2000 (never reaching 0 or 1 in 18 D steps, where it would stop moving), so
+# p, its running sign sum and r_t all matter at the cut and after it (target 0.4: at the cut, D step 5's decision
+# depends on the sign sum of step 4, which only the checkpoint holds; with it lost the run diverges).
+ADA = ("augment=ada", "augment.pipeline.interval=2", "augment.pipeline.speed_images=2000",
+       "augment.pipeline.initial_p=0.5", "augment.pipeline.target=0.4")
 
 
 @pytest.mark.slow
@@ -63,6 +68,7 @@ CYCLEGAN = ("data=digit_styles", "model.pool_size=20")
         ("vqgan", 5, VQGAN),
         ("pix2pix", 4, PIX2PIX),
         ("cyclegan", 4, CYCLEGAN),  # 3 batches of 16 per domain fill the pool of 20 before the cut
+        ("dcgan", 5, ADA),  # between two adjustments of p: the sign sum of D step 4 is in the checkpoint
     ],
 )
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(cfg_factory, tmp_path, monkeypatch, model, k, extra):

@@ -22,6 +22,14 @@ def test_splits_are_disjoint_deterministic_and_cover_the_dataset():
     assert set(small.train_set.labels.tolist()) == set(range(10)) == set(raw.target.tolist())
 
 
+def test_num_train_keeps_a_prefix_of_the_training_digits_and_the_same_val_split():
+    full, small = DigitsDataModule(), DigitsDataModule(num_train=200)
+    full.setup()
+    small.setup()
+    assert np.array_equal(small.train_set.images, full.train_set.images[:200])
+    assert np.array_equal(small.val_set.images, full.val_set.images)
+
+
 def test_native_resolution_keeps_the_original_grey_levels():
     dm = DigitsDataModule(img_size=8, val_fraction=0.5, split_seed=3)
     dm.setup()
@@ -59,6 +67,7 @@ def test_train_loader_drops_the_ragged_last_batch():
         ({"batch_size": -4}, "data.batch_size must be a positive integer"),
         ({"channels": 3}, "grayscale"),
         ({"val_fraction": 1.5}, "val_fraction"),
+        ({"num_train": 0}, "data.num_train must be null"),
     ],
 )
 def test_bad_settings_fail_at_construction(kwargs, message):

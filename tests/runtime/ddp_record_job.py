@@ -1,6 +1,6 @@
 """Run by test_ddp_equivalence.py as `python ddp_record_job.py OUT_DIR OVERRIDE...`: trains on
 trainer=ddp_sim (Lightning re-launches this script for rank 1) and saves, per rank, the final
-parameters, every random draw the training step made and the indices of every real batch, so that a
+parameters and buffers, every random draw the training step made and the indices of every real batch, so that a
 1-process run can replay exactly the same global batches."""
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def main(out_dir: Path, overrides: list[str]) -> None:
     torch.randn, torch.rand = recording(torch.randn), recording(torch.rand)
     trainer.fit(module, datamodule=datamodule)
     params = {k: v.detach().clone() for k, v in module.named_parameters()}
+    buffers = {k: v.detach().clone() for k, v in module.named_buffers()}
     torch.save(
-        {"params": params, "draws": DRAWS, "batches": BATCHES, "steps": (module.d_step, module.g_step)},
+        {"params": params, "buffers": buffers, "draws": DRAWS, "batches": BATCHES,
+         "steps": (module.d_step, module.g_step)},
         out_dir / f"rank{trainer.global_rank}.pt",
     )
 

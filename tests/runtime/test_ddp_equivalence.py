@@ -131,3 +131,16 @@ def test_ddp_sim_matches_one_process_over_the_global_batch(tmp_path, model, k, s
         torch.testing.assert_close(value, reference["params"][name].detach(), rtol=1e-4, atol=1e-5, msg=name)
         moved = max(moved, (value - dict(initial.named_parameters())[name]).abs().max().item())
     assert moved > 1e-3  # training moved the weights: the comparison is not between two initial states
+
+
+@pytest.mark.slow
+def test_ada_adjusts_p_from_both_ranks_images_and_keeps_it_equal(tmp_path):
+    # 3 adjustments, each by +-(8 + 8 images) / 160 = 0.1 when the ranks' sign counts are summed first; from one rank's
+    # 8 images alone p would move by odd multiples of 0.05 instead, and could differ between the ranks.
+    overrides = ["model=dcgan", "trainer.limit_train_batches=3", "augment=ada", "augment.pipeline.interval=1",
+                 "augment.pipeline.speed_images=160", "augment.pipeline.initial_p=0.5", *SMALL]
+    ranks = run_ddp(tmp_path, overrides)
+    p = [float(rank["buffers"]["augment.p"]) for rank in ranks]
+    assert p[0] == p[1]
+    moves = (p[0] - 0.5) / 0.1
+    assert abs(moves - round(moves)) < 1e-4 and round(moves) % 2 == 1

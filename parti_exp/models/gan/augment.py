@@ -71,6 +71,15 @@ POLICIES: dict[str, list[Transform]] = {
 }
 
 
+def parse_policy(policy: str, table: dict[str, list[Transform]], key: str) -> tuple[str, list[Transform]]:
+    """A comma-separated list of ``table``'s names -> (the normalised list, its transforms in order); an unknown
+    name is a ConfigError naming ``key``."""
+    names = [name.strip() for name in policy.split(",") if name.strip()]
+    unknown = [name for name in names if name not in table]
+    require(not unknown, key, f"has unknown names {unknown}; choose from {sorted(table)} (comma-separated)")
+    return ",".join(names), [transform for name in names for transform in table[name]]
+
+
 class DiffAugment:
     """Apply the transforms of a comma-separated ``policy`` (``"color,translation,cutout"``) in order.
 
@@ -78,12 +87,7 @@ class DiffAugment:
     """
 
     def __init__(self, policy: str = "color,translation,cutout") -> None:
-        names = [name.strip() for name in policy.split(",") if name.strip()]
-        unknown = [name for name in names if name not in POLICIES]
-        require(not unknown, "unknown DiffAugment policy",
-                f"{unknown}; choose from {sorted(POLICIES)} (comma-separated)")
-        self.policy = ",".join(names)
-        self.transforms = [transform for name in names for transform in POLICIES[name]]
+        self.policy, self.transforms = parse_policy(policy, POLICIES, "the DiffAugment policy")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         for transform in self.transforms:

@@ -15,7 +15,8 @@ condition where a conditional GAN passes labels.
 ``adversarial_weight`` can switch the adversarial game off (no D update, no adversarial term) for a warm-up.
 
 Options any model can switch on from its config: a moving average of G's weights (``ema``) used for all
-sampling, differentiable augmentation of D's inputs (``augment``), and learning-rate schedules stepped
+sampling, differentiable augmentation of D's inputs (``augment``: DiffAugment, or ADA, whose strength the D update
+adjusts through ``AdaptsToDiscriminator.observe``), and learning-rate schedules stepped
 once per G or D step (``g_scheduler`` / ``d_scheduler``).
 """
 
@@ -34,7 +35,14 @@ from parti_exp.errors import ConfigError
 from parti_exp.models.gan.ema import EMA
 from parti_exp.models.gan.losses import AdversarialLoss
 from parti_exp.models.gan.truncation import MEAN_W_LATENTS, MEAN_W_SEED, redraw_beyond, truncate_w, truncation_threshold
-from parti_exp.protocols import ClassMixingGenerator, GeneratorRegularizer, ImageGenerator, Regularizer, StyleGenerator
+from parti_exp.protocols import (
+    AdaptsToDiscriminator,
+    ClassMixingGenerator,
+    GeneratorRegularizer,
+    ImageGenerator,
+    Regularizer,
+    StyleGenerator,
+)
 from parti_exp.runtime.distributed import seed_per_rank
 from parti_exp.runtime.guard import NonFiniteGuard, guarded_step
 from parti_exp.runtime.schedule import logged_this_step
@@ -227,6 +235,8 @@ class AdversarialModule(LightningModule):
         self.manual_backward(loss)
         self._clipped_step(opt, "D", self.d_step, {k.removeprefix("train/"): v for k, v in logs.items()},
                            self.discriminator)
+        if isinstance(self.augment, AdaptsToDiscriminator):
+            logs.update(self.augment.observe(real_logits.detach(), self.d_step))
         self.d_step += 1
         if not self.regularizers:
             del logs["train/d_adv"]  # without penalties it is d_loss again, and each logged key costs time

@@ -90,5 +90,5 @@ def test_color_transforms_are_one_affine_map_per_image():
 
 def test_policy_order_and_validation():
     assert DiffAugment("color, cutout").transforms == [brightness, saturation, contrast, cutout]
-    with pytest.raises(ValueError, match=r"unknown DiffAugment policy \['flip'\].*color"):
+    with pytest.raises(ValueError, match=r"the DiffAugment policy has unknown names \['flip'\].*color"):
         DiffAugment("translation,flip")
