@@ -30,6 +30,7 @@ checked before anything is built from it (``parti_exp.runtime.trust``). ``trust_
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -297,10 +298,13 @@ def write_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
         except OSError:  # a read-only file system refuses even that: there is nothing to remove then
             pass
         previous = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} exists"
+        # Free space explains a full disk (or quota), and only that.
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        space = _space_report(path.parent, buffer.getbuffer().nbytes) if full else ""
         raise CheckpointWriteError(
             error.errno,
             f"could not write the checkpoint {path} ({error.strerror or error}); {previous}. "
-            f"{_space_report(path.parent, buffer.getbuffer().nbytes)}Free disk space or "
+            f"{space}Free disk space or "
             "make the directory writable (or set hydra.run.dir to a writable place), then resume from the "
             "last checkpoint with ckpt_path=...",
         ) from error
