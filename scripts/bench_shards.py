@@ -26,6 +26,7 @@ from statistics import median
 import numpy as np
 import torch
 import webdataset as wds
+from bench_data import images_per_second
 from lightning.pytorch import Trainer
 from PIL import Image
 from step_timing import describe_machine, interleaved_runs
@@ -65,31 +66,19 @@ def training(module) -> None:
     module.trainer.training = True
 
 
-def images_per_second(loader, finish) -> float:
-    count, start = 0, None
-    for batch in loader:
-        images, _ = finish(batch)
-        if start is None:
-            start = time.perf_counter()
-            continue
-        count += len(images)
-    assert images.dtype == torch.float32 and -1 <= images.min() <= images.max() <= 1
-    return count / (time.perf_counter() - start)
-
-
 def shards_rate(shards: Path, size: int, batch: int, workers: int) -> float:
     module = WebDatasetDataModule(str(shards), img_size=size, channels=3, num_classes=10, caption_key=None,
                                   label_key="cls", val_samples=batch, reference_samples=batch, batch_size=batch,
                                   num_workers=workers, hflip=True, seed=0)
     training(module)
-    return images_per_second(module.train_dataloader(), lambda b: module.on_after_batch_transfer(b, 0))
+    return images_per_second(module.train_dataloader(), lambda b: module.on_after_batch_transfer(b, 0), 1)
 
 
 def cache_rate(folder: Path, cache: Path, size: int, batch: int, workers: int) -> float:
     module = FolderDataModule(folder, root=folder.parent, img_size=size, num_classes=10, batch_size=batch,
                               num_workers=workers, hflip=True, cache_dir=cache)
     training(module)
-    return images_per_second(module.train_dataloader(), lambda b: module.on_after_batch_transfer(b, 0))
+    return images_per_second(module.train_dataloader(), lambda b: module.on_after_batch_transfer(b, 0), 1)
 
 
 def torchvision_rate(folder: Path, size: int, batch: int, workers: int) -> float:
@@ -97,7 +86,7 @@ def torchvision_rate(folder: Path, size: int, batch: int, workers: int) -> float
         transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor(),
         transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), transforms.RandomHorizontalFlip()]))
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers)
-    return images_per_second(loader, lambda b: b)
+    return images_per_second(loader, lambda b: b, 1)
 
 
 def throughput(args) -> None:

@@ -70,6 +70,22 @@ def one_batch_checkpoints(tmp_path_factory, models: tuple[str, ...]) -> dict[str
     return paths
 
 
+# The smallest stage-2 Transformer (the keys of both text-to-image decoders).
+TINY_TRANSFORMER = [
+    "model.transformer.dim=32",
+    "model.transformer.encoder_depth=1",
+    "model.transformer.decoder_depth=1",
+    "model.transformer.heads=2",
+]
+
+
+def tiny_tokenizer(tmp_path_factory) -> Path:
+    """checkpoints/last.ckpt of a three-batch ``TINY_VQGAN`` run: a stage-1 image tokenizer for stage-2 tests."""
+    root = tmp_path_factory.mktemp("tokenizer")
+    train(compose_train(root, *TINY_VQGAN, "trainer.limit_train_batches=3"))
+    return root / "run" / "checkpoints" / "last.ckpt"
+
+
 def compose_sample(tmp_path: Path, *overrides: str) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name="sample", overrides=[f"paths.root_dir={tmp_path}", *overrides])

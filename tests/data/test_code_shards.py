@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra_compose import TINY_VQGAN, compose_train
+from hydra_compose import TINY_TRANSFORMER, TINY_VQGAN, compose_train, tiny_tokenizer
 from PIL import Image
 
 from parti_exp import CONF_DIR
@@ -33,10 +33,7 @@ PARTI = [
     "trainer.max_epochs=2",
     "trainer.limit_val_batches=1",
     "data.batch_size=16",
-    "model.transformer.dim=32",
-    "model.transformer.encoder_depth=1",
-    "model.transformer.decoder_depth=1",
-    "model.transformer.heads=2",
+    *TINY_TRANSFORMER,
     "callbacks.prompt_grid.per_prompt=1",
     "callbacks.model_checkpoint.every_n_g_steps=2",
 ]
@@ -47,8 +44,7 @@ def shards(tmp_path_factory):
     """Digits at 16 px as image shards (train: 96 of them in 2 shards, val), a tiny tokenizer, and the train shards
     encoded by it."""
     tmp = tmp_path_factory.mktemp("code_shards")
-    train(compose_train(tmp, *TINY_VQGAN, "trainer.limit_train_batches=3"))
-    tokenizer = tmp / "run" / "checkpoints" / "last.ckpt"
+    tokenizer = tiny_tokenizer(tmp_path_factory)
     digits = DigitsDataModule(img_size=16)
     digits.setup()
     digits.train_set.images, digits.train_set.labels = digits.train_set.images[:96], digits.train_set.labels[:96]

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 import torch
-from hydra_compose import TINY_VQGAN, compose_train
+from hydra_compose import TINY_TRANSFORMER, compose_train, tiny_tokenizer
 
 from parti_exp.data.base import ImageDataModule, UInt8ImageDataset, random_hflip
 from parti_exp.data.image_codes import CodeRequest, cached_codes, pick_views, weights_key
@@ -26,10 +26,7 @@ PARTI = [
     "trainer.limit_train_batches=4",
     "trainer.limit_val_batches=1",
     "data.batch_size=16",
-    "model.transformer.dim=32",
-    "model.transformer.encoder_depth=1",
-    "model.transformer.decoder_depth=1",
-    "model.transformer.heads=2",
+    *TINY_TRANSFORMER,
     "callbacks.prompt_grid.per_prompt=1",
     "callbacks.caption_accuracy.per_class=1",
     "callbacks.model_checkpoint.every_n_g_steps=2",
@@ -38,9 +35,7 @@ PARTI = [
 
 @pytest.fixture(scope="module")
 def tokenizer_ckpt(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tokenizer")
-    train(compose_train(tmp, *TINY_VQGAN, "trainer.limit_train_batches=3"))
-    return tmp / "run" / "checkpoints" / "last.ckpt"
+    return tiny_tokenizer(tmp_path_factory)
 
 
 class Mirrored(ImageDataModule):

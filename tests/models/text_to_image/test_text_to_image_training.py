@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 from checkpoint_helpers import OLD_TOKENIZER
-from hydra_compose import TINY_VQGAN, compose_sample, compose_train
+from hydra_compose import TINY_TRANSFORMER, compose_sample, compose_train, tiny_tokenizer
 from PIL import Image
 
 from parti_exp.builders import build_datamodule, build_module
@@ -26,10 +26,7 @@ PARTI_ANY_DATA = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "trainer.limit_val_batches=1",
-    "model.transformer.dim=32",
-    "model.transformer.encoder_depth=1",
-    "model.transformer.decoder_depth=1",
-    "model.transformer.heads=2",
+    *TINY_TRANSFORMER,
     "callbacks.prompt_grid.per_prompt=2",
 ]
 # On the labelled digits, where caption accuracy is one of the callbacks (conf/model_data/parti_digits.yaml).
@@ -38,9 +35,7 @@ PARTI = [*PARTI_ANY_DATA, "callbacks.caption_accuracy.per_class=2"]
 
 @pytest.fixture(scope="module")
 def tokenizer_ckpt(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tokenizer")
-    train(compose_train(tmp, *TINY_VQGAN, "trainer.limit_train_batches=3"))
-    return tmp / "run" / "checkpoints" / "last.ckpt"
+    return tiny_tokenizer(tmp_path_factory)
 
 
 def test_parti_fast_dev_run_trains_the_transformer_and_leaves_the_tokenizer_frozen(tmp_path, tokenizer_ckpt):
